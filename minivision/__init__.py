@@ -1,0 +1,31 @@
+"""minivision: the classical R-CNN family from scratch, on NumPy and CuPy from one source.
+
+The public functions mirror ``torchvision.ops`` (names, argument order, semantics); each module
+is one algorithm and one lesson (see ``lessons/README.md``).
+"""
+
+from .boxes import (
+    box_area,
+    box_convert,
+    box_iou,
+    clip_boxes_to_image,
+    complete_box_iou,
+    distance_box_iou,
+    generalized_box_iou,
+    masks_to_boxes,
+    remove_small_boxes,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "box_area",
+    "box_convert",
+    "box_iou",
+    "clip_boxes_to_image",
+    "complete_box_iou",
+    "distance_box_iou",
+    "generalized_box_iou",
+    "masks_to_boxes",
+    "remove_small_boxes",
+]

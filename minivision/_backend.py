@@ -1,0 +1,164 @@
+"""One source for NumPy (CPU) and CuPy (GPU): the array namespace and its few gap-fillers.
+
+Every public function in minivision starts with ``xp = array_namespace(*inputs)`` and then
+writes against the Python Array API standard (2024.12), so the same code runs on NumPy, CuPy,
+PyTorch and array-api-strict. What the standard lacks lives here, one function each, with one
+branch per library. This is the only module (besides declared host islands and the plotting /
+command-line layer) that may import NumPy, and the only place where data crosses between the
+host and a device:
+
+* :func:`to_numpy` — the one device -> host copy;
+* :func:`from_numpy` — the one host -> device copy.
+
+A ``grep`` for those two names finds every host round trip in the library.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from array_api_compat import (
+    array_namespace,
+    device,
+    is_array_api_obj,
+    is_cupy_namespace,
+    is_numpy_namespace,
+    is_torch_namespace,
+    to_device,
+)
+
+__all__ = [
+    "array_namespace",
+    "device",
+    "to_numpy",
+    "from_numpy",
+    "scatter_add",
+    "namespace_of",
+    "is_floating",
+]
+
+
+def namespace_of(**arrays):
+    """Array namespace shared by the named arrays, with an error that names them.
+
+    ``namespace_of(boxes1=a, boxes2=b)`` is ``array_namespace(a, b)``, but a non-array argument
+    or arrays from two different libraries raise a ``TypeError`` that says which argument is
+    at fault, so a learner sees "boxes2 is a list" rather than an array-api-compat traceback.
+    Arguments that are ``None`` are ignored.
+    """
+    given = {k: v for k, v in arrays.items() if v is not None}
+    for name, value in given.items():
+        if not is_array_api_obj(value):
+            raise TypeError(
+                f"{name} must be an array (NumPy, CuPy, torch, ...), got {type(value).__name__}"
+            )
+    try:
+        xp = array_namespace(*given.values())
+    except TypeError as err:
+        kinds = ", ".join(f"{k}: {type(v).__module__}.{type(v).__name__}" for k, v in given.items())
+        names = ", ".join(given)
+        raise TypeError(f"{names} must all come from one array library, got {kinds}") from err
+    devices = {k: device(v) for k, v in given.items()}
+    if len(set(map(str, devices.values()))) > 1:
+        where = ", ".join(f"{k} on {d}" for k, d in devices.items())
+        raise ValueError(f"{', '.join(given)} must all be on one device, got {where}")
+    return xp
+
+
+def is_floating(xp, x) -> bool:
+    """True if ``x`` has a real floating-point dtype (float16/32/64, bfloat16)."""
+    return xp.isdtype(x.dtype, "real floating")
+
+
+def to_numpy(x) -> np.ndarray:
+    """Copy an array from any backend to a host NumPy array (the only device -> host copy).
+
+    Used by host islands, plotting and tests. For NumPy input this returns the array itself
+    (no copy), so callers must not mutate the result.
+    """
+    if isinstance(x, np.ndarray):
+        return x
+    xp = array_namespace(x)
+    if is_numpy_namespace(xp):
+        return np.asarray(x)
+    if is_cupy_namespace(xp):
+        return x.get()
+    if is_torch_namespace(xp):
+        return x.detach().cpu().numpy()
+    # array-api-strict and other standard libraries: move to their CPU device first.
+    info = xp.__array_namespace_info__()
+    cpu = info.default_device() if not hasattr(xp, "Device") else xp.Device("CPU_DEVICE")
+    return np.asarray(to_device(x, cpu))
+
+
+def from_numpy(a, like):
+    """Copy host data onto the backend and device of ``like`` (the only host -> device copy).
+
+    ``a`` is anything ``np.asarray`` accepts; its dtype is kept (NumPy's default integer and
+    float types included), so pass an explicit dtype to ``np.asarray`` first if it matters.
+    """
+    xp = array_namespace(like)
+    a = np.asarray(a)
+    if is_numpy_namespace(xp):
+        return a
+    if is_torch_namespace(xp):
+        import torch
+
+        return torch.from_numpy(np.ascontiguousarray(a)).to(device(like))
+    return xp.asarray(a, device=device(like))
+
+
+def scatter_add(out, index, values):
+    """``out[index[i]] += values[i]`` along axis 0, where repeated indices accumulate.
+
+    Parameters
+    ----------
+    out : array of shape (M, ...)
+        Accumulator; it is **not** modified, a new array is returned.
+    index : integer array of shape (K,)
+        Target rows, each in ``[0, M)``.
+    values : array of shape (K, ...)
+        Rows to add; trailing dimensions must match ``out``'s.
+
+    Returns
+    -------
+    array of shape (M, ...), same dtype and device as ``out``.
+
+    Notes
+    -----
+    The Array API standard has no scatter-add (data-apis/array-api#979), and plain fancy
+    assignment ``out[index] += values`` silently drops repeated indices on NumPy and is
+    undefined on CuPy. Branches: NumPy and CuPy ``add.at`` (CuPy uses atomicAdd, so float sums
+    may differ from NumPy in the last bits), torch ``index_add``, and a standard-only fallback
+    (stable sort + cumulative sum + searchsorted) for every other library.
+    Device-pure: no host synchronisation on any branch.
+    """
+    xp = array_namespace(out, index, values)
+    if index.ndim != 1:
+        raise ValueError(f"index must be 1-D, got shape {tuple(index.shape)}")
+    if tuple(values.shape) != (index.shape[0], *out.shape[1:]):
+        raise ValueError(
+            f"values must have shape {(index.shape[0], *out.shape[1:])} "
+            f"(len(index),) + out.shape[1:], got {tuple(values.shape)}"
+        )
+    values = xp.astype(values, out.dtype)
+    if is_numpy_namespace(xp) or is_cupy_namespace(xp):
+        result = xp.asarray(out, copy=True)
+        xp.add.at(result, index, values)
+        return result
+    if is_torch_namespace(xp):
+        return out.index_add(0, index.to(dtype=xp.int64), values)
+    return _scatter_add_standard(xp, out, index, values)
+
+
+def _scatter_add_standard(xp, out, index, values):
+    """Scatter-add written only with standard functions (sort, cumulative_sum, searchsorted)."""
+    dev = device(out)
+    order = xp.argsort(index, stable=True)
+    idx = xp.take(index, order)
+    val = xp.take(values, order, axis=0)
+    # (K, ...) -> (K + 1, ...): csum[j] = sum of the first j sorted rows
+    csum = xp.cumulative_sum(val, axis=0, include_initial=True)
+    rows = xp.arange(out.shape[0], dtype=idx.dtype, device=dev)
+    lo = xp.searchsorted(idx, rows, side="left")
+    hi = xp.searchsorted(idx, rows, side="right")
+    return out + (xp.take(csum, hi, axis=0) - xp.take(csum, lo, axis=0))
