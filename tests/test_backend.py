@@ -66,7 +66,9 @@ def test_standard_fallback_equals_numpy_add_at(m, idx, seed):
     fv = values.astype(np.float64) / 4
     fexp = np.zeros((m, 3))
     np.add.at(fexp, index, fv)
-    np.testing.assert_allclose(_scatter_add_standard(npx, np.zeros((m, 3)), index, fv), fexp, atol=1e-12)
+    np.testing.assert_allclose(
+        _scatter_add_standard(npx, np.zeros((m, 3)), index, fv), fexp, atol=1e-12
+    )
 
 
 def test_scatter_add_bad_shapes(be):

@@ -95,7 +95,9 @@ def test_box_convert_matches_torchvision(be, no_sync, in_fmt, out_fmt):
     assert_close(out, tv_np("box_convert", host, in_fmt=in_fmt, out_fmt=out_fmt), what="boxes")
 
 
-@pytest.mark.parametrize("in_fmt,out_fmt", [("xyxy", "cxcywh"), ("cxcywh", "xywh"), ("xywh", "xyxy")])
+@pytest.mark.parametrize(
+    "in_fmt,out_fmt", [("xyxy", "cxcywh"), ("cxcywh", "xywh"), ("xywh", "xyxy")]
+)
 def test_box_convert_integer_boxes_follow_torch_dtypes(be, no_sync, in_fmt, out_fmt):
     host = np.array([[1, 1, 4, 4], [0, 3, 7, 2]], dtype=np.int32)
     out = mv.box_convert(be.asarray(host), in_fmt, out_fmt)
@@ -181,7 +183,9 @@ def test_pairwise_empty(be, no_sync, fn, shapes):
 
 
 @pytest.mark.parametrize("fn", PAIRWISE)
-@pytest.mark.parametrize("shapes", [((2, 5, 4), (2, 3, 4)), ((1, 4, 4), (3, 6, 4)), ((2, 1, 3, 4), (4, 2, 4))])
+@pytest.mark.parametrize(
+    "shapes", [((2, 5, 4), (2, 3, 4)), ((1, 4, 4), (3, 6, 4)), ((2, 1, 3, 4), (4, 2, 4))]
+)
 def test_pairwise_batched_leading_dims(be, no_sync, fn, shapes):
     rng = np.random.default_rng(7)
     a, b = (rng.uniform(0, 50, s).astype(be.np_float) for s in shapes)
@@ -217,7 +221,9 @@ def test_box_iou_large_blocked_matches_torchvision():
     a[:, 2:] += a[:, :2]
     b[:, 2:] += b[:, :2]
     for fn in PAIRWISE:
-        assert_close(getattr(mv, fn)(a, b), tv_np(fn, a, b), what=fn, **pairwise_tolerance(fn, np.float32))
+        assert_close(
+            getattr(mv, fn)(a, b), tv_np(fn, a, b), what=fn, **pairwise_tolerance(fn, np.float32)
+        )
 
 
 @given(a=box_sets(), b=box_sets(), fn=st.sampled_from(PAIRWISE))
@@ -252,7 +258,9 @@ def test_clip_boxes_to_image_matches_torchvision(be, no_sync):
 
 
 def test_clip_boxes_to_image_integer_and_batched(be, no_sync):
-    host = np.array([[[-5, -5, 900, 20], [3, 4, 5, 6]], [[0, 0, 0, 0], [700, 500, 800, 600]]], dtype=np.int32)
+    host = np.array(
+        [[[-5, -5, 900, 20], [3, 4, 5, 6]], [[0, 0, 0, 0], [700, 500, 800, 600]]], dtype=np.int32
+    )
     out = mv.clip_boxes_to_image(be.asarray(host), (480, 640))
     assert_close(out, tv_np("clip_boxes_to_image", host, size=(480, 640)), what="clipped")
 

@@ -1,0 +1,25 @@
+"""Grade a learner's exercise file: ``minivision check LESSON FILE``.
+
+Each lesson has a *battery*: for every function the exercise asks for, a list of cases (inputs
+a learner can read) and a bank of classic mistakes. The checker runs the learner's function on
+every case, compares with minivision's own implementation (which the test suite pins to
+torchvision), and when a case fails it runs each known-wrong variant on the same input: if the
+learner's output matches one, the report names the mistake and how to fix it. A learner needs
+NumPy only -- no torch.
+
+Adding a lesson: write ``checks/lessonNN.py`` with a ``BATTERY`` and register it in ``LESSONS``.
+"""
+
+from __future__ import annotations
+
+from ._core import Battery, Case, Mistake, Report, check_file, check_module, lesson_battery
+
+__all__ = [
+    "Battery",
+    "Case",
+    "Mistake",
+    "Report",
+    "check_file",
+    "check_module",
+    "lesson_battery",
+]

@@ -1,0 +1,72 @@
+"""The command line: ``minivision tour | check | bench``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="minivision",
+        description="The classical R-CNN family from scratch: lessons, checks and a tour.",
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser(
+        "tour", help="run the pipeline on a photograph and write an illustrated report"
+    )
+    t.add_argument(
+        "image",
+        nargs="?",
+        default=None,
+        metavar="IMAGE",
+        help="an image file (default: scikit-image's astronaut)",
+    )
+    t.add_argument(
+        "--out",
+        default="minivision-tour",
+        metavar="DIR",
+        help="folder for the PNG figures and index.html (default: %(default)s)",
+    )
+
+    c = sub.add_parser("check", help="grade your exercise file for a lesson")
+    c.add_argument("lesson", metavar="LESSON", help="lesson number, e.g. 00")
+    c.add_argument("file", metavar="FILE", help="your exercise file, e.g. lessons/00_boxes.py")
+
+    b = sub.add_parser("bench", help="time minivision against its reference libraries")
+    b.add_argument("ops", nargs="*", metavar="OP", help="benchmarks to run (default: all)")
+    b.add_argument(
+        "--repeats", type=int, default=15, help="timed calls per entry (default: %(default)s)"
+    )
+    return p
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "tour":
+            from .tour import run_tour
+
+            index = run_tour(args.image, args.out)
+            print(f"minivision tour: wrote {index.parent}/ (open {index})")
+            return 0
+        if args.command == "check":
+            from .checks import check_file
+
+            report = check_file(args.lesson, args.file)
+            print(report.text())
+            return 0 if report.ok else 1
+        if args.command == "bench":
+            from .bench import run
+
+            run(args.ops, repeats=args.repeats)
+            return 0
+    except (FileNotFoundError, ValueError) as err:
+        print(f"minivision {args.command}: {err}", file=sys.stderr)
+        return 2
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
