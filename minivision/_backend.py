@@ -129,8 +129,9 @@ def scatter_add(out, index, values):
     assignment ``out[index] += values`` silently drops repeated indices on NumPy and is
     undefined on CuPy. Branches: NumPy and CuPy ``add.at`` (CuPy uses atomicAdd, so float sums
     may differ from NumPy in the last bits), torch ``index_add``, and a standard-only fallback
-    (stable sort + cumulative sum + searchsorted) for every other library.
-    Device-pure: no host synchronisation on any branch.
+    (stable sort + cumulative sum + searchsorted) for every other library; that fallback is exact
+    for integers, while for floats each sum carries the rounding of a running total (about
+    ``eps * sum(|values|)``). Device-pure: no host synchronisation on any branch.
     """
     xp = array_namespace(out, index, values)
     if index.ndim != 1:

@@ -300,7 +300,9 @@ def generalized_box_iou(boxes1, boxes2):
     -------
     array of shape (..., N, M) in [-1, 1] for valid boxes; dtype as :func:`box_iou`.
         No epsilon (as in torchvision): identical zero-area boxes give NaN; a zero-area box
-        against an inverted one can give ``C = 0`` and so +inf.
+        against an inverted one can give ``C = 0`` and so +inf. When ``C`` is a *signed* zero
+        (an inverted box against coordinates of -0.0) the sign of that infinity follows the
+        library's min/max tie-breaking, which differs between NumPy and torch.
 
     Notes
     -----

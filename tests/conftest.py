@@ -152,7 +152,7 @@ def assert_close(actual, expected, *, what="result", rtol=0.0, atol=0.0, check_d
     if not np.all(same):
         bad = np.argwhere(~same)
         idx = tuple(int(i) for i in bad[0])
-        got, exp = a[idx], e[idx]
+        got, exp = a[idx].item(), e[idx].item()
         diff = ""
         if a.dtype.kind in "fiu" and e.dtype.kind in "fiu":
             with np.errstate(invalid="ignore"):

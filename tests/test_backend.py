@@ -77,3 +77,20 @@ def test_scatter_add_bad_shapes(be):
         scatter_add(out, be.asarray(np.zeros((2, 2), dtype=np.int64)), be.asarray(np.zeros(4)))
     with pytest.raises(ValueError, match=r"values must have shape \(3,\)"):
         scatter_add(out, be.asarray(np.zeros(3, dtype=np.int64)), be.asarray(np.zeros(2)))
+
+
+def test_assert_close_says_where_and_by_how_much():
+    with pytest.raises(
+        AssertionError,
+        match=r"iou differs at \(1, 0\): got 0\.5, expected 0\.25 \(\|diff\| 0\.25\); 1 of 4",
+    ):
+        assert_close(
+            np.array([[1.0, 0.0], [0.5, np.nan]]),
+            np.array([[1.0, 0.0], [0.25, np.nan]]),
+            what="iou",
+        )
+    with pytest.raises(AssertionError, match="has dtype float32, expected float64"):
+        assert_close(np.zeros(2, np.float32), np.zeros(2))
+    with pytest.raises(AssertionError, match=r"has shape \(2,\), expected \(3,\)"):
+        assert_close(np.zeros(2), np.zeros(3))
+    assert_close(np.array([1.0, np.nan]), np.array([1.0 + 1e-9, np.nan]), rtol=1e-8)
