@@ -104,30 +104,32 @@ def _iou_yx_pairing(b1, b2):
     return inter / (_area(b1)[:, None] + _area(b2)[None, :] - inter)
 
 
+def _union(b1, b2):
+    return _area(b1)[:, None] + _area(b2)[None, :] - _inter(b1, b2)
+
+
+def _enclosing_area(b1, b2):
+    w = np.maximum(b1[:, None, 2], b2[None, :, 2]) - np.minimum(b1[:, None, 0], b2[None, :, 0])
+    h = np.maximum(b1[:, None, 3], b2[None, :, 3]) - np.minimum(b1[:, None, 1], b2[None, :, 1])
+    return w * h
+
+
 def _giou_from(iou_fn):
     def giou(b1, b2):
-        iou = iou_fn(b1, b2)
-        inter = _inter(b1, b2)
-        union = _area(b1)[:, None] + _area(b2)[None, :] - inter
-        w = np.maximum(b1[:, None, 2], b2[None, :, 2]) - np.minimum(b1[:, None, 0], b2[None, :, 0])
-        h = np.maximum(b1[:, None, 3], b2[None, :, 3]) - np.minimum(b1[:, None, 1], b2[None, :, 1])
-        return iou - (w * h - union) / (w * h)
+        c = _enclosing_area(b1, b2)
+        return iou_fn(b1, b2) - (c - _union(b1, b2)) / c
 
     return giou
 
 
 def _giou_enclosing_is_intersection(b1, b2):
-    inter = _inter(b1, b2)
-    union = _area(b1)[:, None] + _area(b2)[None, :] - inter
+    inter, union = _inter(b1, b2), _union(b1, b2)
     return inter / union - (inter - union) / inter
 
 
 def _giou_over_union(b1, b2):
-    inter = _inter(b1, b2)
-    union = _area(b1)[:, None] + _area(b2)[None, :] - inter
-    w = np.maximum(b1[:, None, 2], b2[None, :, 2]) - np.minimum(b1[:, None, 0], b2[None, :, 0])
-    h = np.maximum(b1[:, None, 3], b2[None, :, 3]) - np.minimum(b1[:, None, 1], b2[None, :, 1])
-    return inter / union - (w * h - union) / union
+    inter, union = _inter(b1, b2), _union(b1, b2)
+    return inter / union - (_enclosing_area(b1, b2) - union) / union
 
 
 def _convert_wrong(kind):
