@@ -12,8 +12,15 @@ from typing import Any, Callable
 
 import numpy as np
 
-# lesson id -> module under minivision.checks holding its BATTERY
-LESSONS = {"00": "lesson00"}
+
+def available_lessons() -> list[str]:
+    """Lesson ids with a battery: every ``checks/lessonNN.py`` module."""
+    import pkgutil
+
+    here = Path(__file__).parent
+    return sorted(
+        m.name[6:] for m in pkgutil.iter_modules([str(here)]) if m.name.startswith("lesson")
+    )
 
 
 @dataclass
@@ -188,9 +195,10 @@ def _check_function(fb: FunctionBattery, fn) -> FunctionResult:
 
 def lesson_battery(lesson: str) -> Battery:
     key = str(lesson).split("_")[0].zfill(2)
-    if key not in LESSONS:
-        raise ValueError(f"lesson must be one of {sorted(LESSONS)}, got {lesson!r}")
-    return importlib.import_module(f"minivision.checks.{LESSONS[key]}").BATTERY
+    lessons = available_lessons()
+    if key not in lessons:
+        raise ValueError(f"lesson must be one of {lessons}, got {lesson!r}")
+    return importlib.import_module(f"minivision.checks.lesson{key}").BATTERY
 
 
 def check_module(lesson: str, module, source: str | None = None) -> Report:

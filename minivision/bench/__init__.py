@@ -3,7 +3,8 @@
 Every entry times minivision and the reference on the same fixed, realistic workload: two
 warm-up calls, then the median of ``repeats`` calls. The ratio minivision / reference is what
 the issues set targets for (<= 1.0 means minivision is at least as fast). Timings are printed,
-never asserted in a test. References whose kernel is single-threaded are run with one torch
+never asserted in a test. Each module of this package adds its entries in a ``BENCHMARKS``
+dict (op name -> function of ``repeats`` returning rows). References whose kernel is single-threaded are run with one torch
 thread; the others keep torch's default thread count, which the header prints.
 """
 
@@ -48,45 +49,30 @@ def timeit(mine: Callable[[], object], ref: Callable[[], object], repeats: int, 
     return tuple(statistics.median(t) * 1e3 for t in times)
 
 
-def random_boxes(n, seed, scale=500.0):
-    """n float32 xyxy boxes with corners in [0, scale) and sides in [0, scale)."""
-    rng = np.random.default_rng(seed)
-    b = rng.random((n, 4), dtype=np.float32) * scale
-    b[:, 2:] += b[:, :2]
-    return b
+def _discover() -> dict[str, Callable[[int], list[Row]]]:
+    """Every module in this package contributes a ``BENCHMARKS`` dict: op name -> entry."""
+    import importlib
+    import pkgutil
 
-
-def bench_box_iou(repeats: int) -> list[Row]:
-    import torch
-    import torchvision.ops
-
-    from .boxes import box_iou
-
-    a, b = random_boxes(2000, 1), random_boxes(2000, 2)
-    ta, tb = torch.from_numpy(a), torch.from_numpy(b)
-    if not np.array_equal(box_iou(a, b), torchvision.ops.box_iou(ta, tb).numpy(), equal_nan=True):
-        raise AssertionError("box_iou disagrees with torchvision on the benchmark workload")
-    mine, ref = timeit(lambda: box_iou(a, b), lambda: torchvision.ops.box_iou(ta, tb), repeats)
-    return [Row("box_iou", "2000 x 2000 float32", mine, ref, "torchvision.ops.box_iou")]
-
-
-BENCHMARKS: dict[str, Callable[[int], list[Row]]] = {
-    "box_iou": bench_box_iou,
-}
+    found = {}
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
+        found.update(importlib.import_module(f"{__name__}.{info.name}").BENCHMARKS)
+    return found
 
 
 def run(ops=None, repeats: int = 15, out=print) -> list[Row]:
     import torch
 
-    ops = list(ops or BENCHMARKS)
-    unknown = [op for op in ops if op not in BENCHMARKS]
+    benchmarks = _discover()
+    ops = list(ops or benchmarks)
+    unknown = [op for op in ops if op not in benchmarks]
     if unknown:
-        raise ValueError(f"OP must be among {sorted(BENCHMARKS)}, got {unknown}")
+        raise ValueError(f"OP must be among {sorted(benchmarks)}, got {unknown}")
     out(
         f"numpy {np.__version__}, torch {torch.__version__}, torch threads {torch.get_num_threads()}, "
         f"median of {repeats} calls after 2 warm-ups"
     )
-    rows = [row for op in ops for row in BENCHMARKS[op](repeats)]
+    rows = [row for op in ops for row in benchmarks[op](repeats)]
     header = f"{'op':<12} {'workload':<24} {'minivision ms':>14} {'reference ms':>13} {'ratio':>6}  reference"
     out(header)
     out("-" * len(header))
