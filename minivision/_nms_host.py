@@ -96,25 +96,28 @@ def resolve_block(s, alive):
 
 
 class CandidateIndex:
-    """Which boxes can a kept box suppress? Those whose centre lies in a window around it.
+    """Which boxes can a kept box r suppress? Those whose centre lies in a window around r.
 
-    Pruning is valid for ``t >= 0``, where ``IoU > t`` needs a positive intersection. Write
-    ``ox`` for the overlap of the x-intervals and ``t' = t (1 - MARGIN)``: the IoU computed in
-    float is within 20 ulps of the exact IoU of the same coordinates, so a computed
-    ``IoU > t`` implies an exact ``IoU > t'``. Then ``ox * h_j >= inter > t' * area_j`` gives
-    ``ox > t' w_j``, likewise ``ox > t' w_r``, and with ``ox <= min(w_r, w_j)``,
-    ``t' w_r < w_j < w_r / t'``. From ``ox <= x2_r - x1_j`` and ``ox <= x2_j - x1_r``, the
-    centre ``cx_j`` of box j lies in ``(x1_r + (t' - 1/2) w_j, x2_r - (t' - 1/2) w_j)``:
+    Pruning is valid for ``t >= 0``, where ``IoU > t`` needs a positive intersection. The IoU
+    computed in float is within 20 ulps of the exact IoU of the same coordinates, so a computed
+    ``IoU > t`` implies an exact ``IoU > t'`` with ``t' = t (1 - MARGIN)``. Write ``ox``, ``oy``
+    for the overlaps of the x- and y-intervals and ``m = min(h_r, h_j) >= oy``. Then
 
-    * ``t' >= 1/2``: inside box r, shrunk by ``(t' - 1/2) t' w_r`` on each side;
-    * ``0 < t' < 1/2``: inside box r, grown by ``(1/2 - t') min(W_max, w_r / t')``;
-    * otherwise, from the overlap alone: inside box r grown by ``W_max / 2``.
+        ``ox oy (1 + t') > t' (w_r h_r + w_j h_j) >= t' (w_r + w_j) m``  so
+        ``ox > t' (w_r + w_j) / (1 + t')``.
 
-    The same holds in y. The centres are filed once in a grid of cells (about half a typical
-    box wide and a quarter tall), sorted by cell number ``row * COLS + col``; a window covers a
-    rectangle of cells, which is one contiguous run of sorted cell numbers per row of cells.
-    Cell numbers are a monotone function of the (float64) centre, so no filed box whose centre
-    lies in a window can fall outside that window's cells.
+    As ``ox <= min(w_r, w_j)``, the widths satisfy ``t' w_r < w_j < w_r / t'``; as
+    ``ox <= x2_j - x1_r = cx_j + w_j / 2 - x1_r``, the centre satisfies ``cx_j > x1_r - g(w_j)``
+    with ``g(w) = w / 2 - t' (w_r + w) / (1 + t')``, which grows with ``w`` (``t' < 1``). So
+    ``cx_j`` lies within ``g(min(W_max, w_r / t'))`` outside box r -- the same on the right
+    and in y. The window is tight (a box of equal height touching it exists): at ``t = 0`` it is
+    r grown by ``W_max / 2`` (any overlap at all), at 1/2 box r itself, at 0.7 the middle 43%.
+
+    The centres are filed once in a grid of cells (about half a typical box wide and a quarter
+    tall), sorted by cell number ``row * COLS + col``; a window covers a rectangle of cells,
+    which is one contiguous run of sorted cell numbers per row of cells. Cell numbers are a
+    monotone function of the (float64) centre, so no filed box whose centre lies in a window
+    can fall outside that window's cells.
 
     Only *proper* boxes (finite, ``x1 < x2``, ``y1 < y2``) are filed: any other box has IoU 0
     or NaN with everything and, for ``t >= 0``, neither suppresses nor is suppressed. The
@@ -177,12 +180,13 @@ class CandidateIndex:
         c_lo = self._grid(xlo, self.x0, self.cw, self.COLS - 1)
         c_hi = self._grid(xhi, self.x0, self.cw, self.COLS - 1)
         r_lo = self._grid(ylo, self.y0, self.ch, self.ROWS - 1)
-        n_q = self._grid(yhi, self.y0, self.ch, self.ROWS - 1) - r_lo + 1  # cell rows per box
+        r_hi = self._grid(yhi, self.y0, self.ch, self.ROWS - 1)
+        n_q = np.maximum(r_hi - r_lo + 1, 0)  # rows of cells per box (0: an empty window)
         q = _expand(n_q)  # (Q,) one query per (box, row of cells)
         first = (r_lo[q] + _ramp(n_q)) * self.COLS
         lo = np.searchsorted(self.keys, first + c_lo[q], side="left")
         hi = np.searchsorted(self.keys, first + c_hi[q], side="right")
-        run = hi - lo
+        run = np.maximum(hi - lo, 0)
         pair = _expand(run)  # (P,) one entry per (query, filed box)
         return rows[q[pair]], self.members[lo[pair] + _ramp(run)]
 
@@ -191,11 +195,12 @@ def _window(lo, hi, tp, big, plain):
     """Where the centres of the boxes that [lo, hi] can suppress lie, along one axis."""
     size = hi - lo
     if plain:
-        grow = 0.5 * big
-    elif tp >= 0.5:
-        grow = -(tp - 0.5) * tp * size
+        grow = 0.5 * big  # any overlap at all
+    elif tp >= 1:
+        grow = -size  # nothing has IoU > 1: an empty window
     else:
-        grow = (0.5 - tp) * np.minimum(big, size / tp)
+        other = np.minimum(big, size / tp)  # the widest box it can suppress
+        grow = other / 2 - tp * (size + other) / (1 + tp)
     slack = 2.0**-30 * (np.abs(lo) + np.abs(hi) + big) + 2.0**-60  # covers float64 rounding
     return lo - grow - slack, hi + grow + slack
 
