@@ -745,3 +745,23 @@ def test_inputs_are_not_mutated():
     np.testing.assert_array_equal(s_finite, s_copy)
     for orig, now in zip(copies, (b, s, idx)):
         np.testing.assert_array_equal(orig, now)
+
+
+# ----------------------------------------------------------------------------- tour
+
+
+@pytest.mark.parametrize("default", [True, False])
+def test_tour_stage_boxes_before_and_after_nms(tmp_path, default):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from minivision import tour
+
+    image = tour.load_image()[0] if default else np.zeros((120, 200, 3), np.uint8)
+    stage = tour.stage_nms(image, tmp_path, default)
+    assert stage.figures == ["04_nms.png"]
+    assert (tmp_path / "04_nms.png").stat().st_size > 10_000
+    boxes, _ = tour.demo_boxes(image.shape, default)
+    cand, scores, _ = tour.candidate_detections(boxes, image.shape)
+    n_kept = len(tv_nms(cand, scores, 0.5))
+    assert f"{len(cand)} jittered" in stage.text and f"{n_kept} boxes remain" in stage.text
