@@ -283,6 +283,7 @@ def test_nms_property_numpy_both_paths(data, t, dtype, monkeypatch):
     monkeypatch.setattr(nms_module, "DEVICE_BLOCK", 5)
     b, s = (a.astype(dtype) for a in data)
     ref = tv_nms(b, s, t)
+    assert_close(greedy_loop(b, s, t), ref, what="the textbook loop")  # two references agree
     for path in PATHS:
         assert_close(mv.nms(b, s, t, path=path), ref, what=f"{path}, t={t}")
 
