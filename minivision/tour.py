@@ -96,7 +96,64 @@ def stage_boxes(image, out: Path, default: bool) -> Stage:
     return Stage("Boxes and IoU (lesson 00)", text, ["00_boxes.png", "00_iou.png"])
 
 
-STAGES = [stage_boxes]
+def candidate_detections(boxes, image_shape, per_object=25, seed=0):
+    """What a detector's raw output looks like: many jittered, scored boxes around each object.
+
+    Scores fall with the distance from the object's box (its IoU with it, times a random
+    factor), as a detector's confidence does. Returns boxes (K, 4), scores (K,), object ids (K,).
+    """
+    rng = np.random.default_rng(seed)
+    ctr = (boxes[:, :2] + boxes[:, 2:]) / 2  # (O, 2)
+    wh = boxes[:, 2:] - boxes[:, :2]
+    obj = np.repeat(np.arange(len(boxes)), per_object)  # (K,)
+    c = ctr[obj] + rng.normal(0, 0.07, (len(obj), 2)) * wh[obj]
+    s = wh[obj] * np.exp(rng.normal(0, 0.1, (len(obj), 2)))
+    cand = B.clip_boxes_to_image(np.concatenate([c - s / 2, c + s / 2], axis=1), image_shape[:2])
+    iou = B.box_iou(cand, boxes)[np.arange(len(obj)), obj]
+    scores = iou * rng.uniform(0.6, 1.0, len(obj))
+    return cand, scores, obj
+
+
+def stage_nms(image, out: Path, default: bool) -> Stage:
+    import matplotlib.pyplot as plt
+
+    from .nms import nms
+    from .viz import COLORS, draw_boxes, show_image
+
+    boxes, names = demo_boxes(image.shape, default)
+    cand, scores, obj = candidate_detections(boxes, image.shape)
+    threshold = 0.5
+    keep = nms(cand, scores, threshold)
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 6))
+    colors = [COLORS[i % len(COLORS)] for i in obj]
+    show_image(axes[0], image, f"before: {len(cand)} scored candidate boxes")
+    draw_boxes(axes[0], cand, colors=colors, linewidth=0.8)
+    show_image(axes[1], image, f"after greedy NMS at IoU {threshold}: {len(keep)} boxes")
+    labels = [f"{names[obj[k]]} {scores[k]:.2f}" for k in keep]
+    draw_boxes(axes[1], cand[keep], labels, colors=[colors[k] for k in keep])
+    for ax in axes:
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(out / "04_nms.png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+
+    per_object = np.bincount(obj[keep], minlength=len(boxes))
+    extra = [names[i] for i in np.flatnonzero(per_object > 1)]
+    nested = float(B.box_iou(boxes[:1], boxes[1:2])[0, 0])  # the face inside the head
+    text = (
+        f"A detector fires many overlapping boxes on every object: here {len(cand)} jittered, "
+        f"scored candidates around the {len(boxes)} objects. Greedy non-maximum suppression "
+        f"(lesson 04) keeps the best-scoring box, drops every box overlapping it by IoU > "
+        f"{threshold}, and repeats: {len(keep)} boxes remain"
+        + (f" (more than one on {', '.join(extra)})." if extra else ", one per object.")
+        + f" {names[0]} survives inside {names[1]}: NMS compares overlap, not containment, and "
+        f"their IoU is only {nested:.2f}."
+    )
+    return Stage("Boxes before and after NMS (lesson 04)", text, ["04_nms.png"])
+
+
+STAGES = [stage_boxes, stage_nms]
 
 
 def write_index(out: Path, source: str, stages: list[Stage]) -> Path:

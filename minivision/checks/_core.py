@@ -129,7 +129,11 @@ def difference(got, expected, rtol, atol) -> str | None:
         return f"returned {type(got).__name__}, expected an array"
     e = _as_array(expected).astype(np.float64)
     if g.shape != e.shape:
-        return f"returned shape {g.shape}, expected {e.shape}"
+        shown = ""
+        if g.ndim == e.ndim == 1 and max(g.size, e.size) <= 20:  # short lists, e.g. kept indices
+            values = (np.array2string(_as_array(v), precision=4) for v in (got, expected))
+            shown = ": {} instead of {}".format(*values)
+        return f"returned shape {g.shape}, expected {e.shape}{shown}"
     with np.errstate(invalid="ignore"):
         same = (g == e) | (np.isnan(g) & np.isnan(e)) | (np.abs(g - e) <= atol + rtol * np.abs(e))
     if np.all(same):
