@@ -621,3 +621,16 @@ def test_nothing_is_mutated(be, no_sync):
         ("grad_output", bgy, gy),
     ]:
         assert_close(a, e.astype(be.np_float), what=f"{name} after the calls")
+
+
+def test_tour_stage_writes_the_feature_figure(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from minivision.tour import STAGES, load_image, stage_features
+
+    assert STAGES.index(stage_features) == 1
+    stage = stage_features(load_image()[0], tmp_path, True)
+    assert stage.figures == ["01_features.png"]
+    assert (tmp_path / "01_features.png").stat().st_size > 10_000
+    assert "4 x 128 x 128 feature map" in stage.text
