@@ -16,6 +16,8 @@ convolution becomes **one matrix product** ``(C_out, C*kH*kW) @ (C*kH*kW, Ho*Wo)
 group, batched by ``matmul``. The backward pass is two more products: ``grad_weight`` =
 ``grad_out @ cols^T`` and ``grad_cols`` = ``w^T @ grad_out``, and :func:`col2im` adds the
 columns back onto the image (a strided slice add per kernel offset; overlapping windows sum).
+On NumPy the products run block by block over rows of windows (see ``_CPU_BLOCK``): the same
+arithmetic, without a fresh 40 MB column matrix per call; other libraries get one product.
 That last step *is* the transposed convolution (:mod:`minivision.conv_transpose`, built from the
 same three products): the gradient of ``conv2d`` with respect to its input, i.e. its adjoint,
 which segmentation networks (FCN, U-Net) use as a learned upsampling.
@@ -347,7 +349,9 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
 
     Notes
     -----
-    Mirrors ``torch.nn.functional.conv2d``. The float sums run in BLAS order, not torch's, so
+    Mirrors ``torch.nn.functional.conv2d``. ``im2col`` of the padded input, then ``matmul``
+    with the weight reshaped to ``(groups, C_out / groups, C_in / groups * kH * kW)`` (on NumPy,
+    one product per block of output rows). The float sums run in BLAS order, not torch's, so
     float32 results agree to rounding (~1e-6 relative), not bit for bit. Device-pure.
     """
     xp = namespace_of(input=input, weight=weight, bias=bias)
