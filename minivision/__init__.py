@@ -15,7 +15,10 @@ from .boxes import (
     masks_to_boxes,
     remove_small_boxes,
 )
+from .conv import conv2d, conv2d_backward
+from .conv_transpose import conv_transpose2d, conv_transpose2d_backward
 from .nms import batched_nms, nms, soft_nms
+from .pool import avg_pool2d, avg_pool2d_backward, max_pool2d, max_pool2d_backward
 
 __version__ = "0.1.0"
 
@@ -32,4 +35,12 @@ __all__ = [
     "nms",
     "batched_nms",
     "soft_nms",
+    "conv2d",
+    "conv2d_backward",
+    "conv_transpose2d",
+    "conv_transpose2d_backward",
+    "max_pool2d",
+    "max_pool2d_backward",
+    "avg_pool2d",
+    "avg_pool2d_backward",
 ]

@@ -153,7 +153,47 @@ def stage_nms(image, out: Path, default: bool) -> Stage:
     return Stage("Boxes before and after NMS (lesson 04)", text, ["04_nms.png"])
 
 
-STAGES = [stage_boxes, stage_nms]
+def stage_features(image, out: Path, default: bool) -> Stage:
+    import matplotlib.pyplot as plt
+
+    from .conv import conv2d
+    from .pool import max_pool2d
+
+    gray = image[..., :3].astype(np.float64).mean(axis=2)[None, None] / 255.0  # (1, 1, H, W)
+    sobel = np.array([[1.0, 0.0, -1.0], [2.0, 0.0, -2.0], [1.0, 0.0, -1.0]])
+    weight = np.stack([sobel, -sobel, sobel.T, -sobel.T])[:, None]  # (4, 1, 3, 3)
+    names = [
+        "bright -> dark, left to right",
+        "dark -> bright",
+        "bright -> dark, downwards",
+        "dark -> bright",
+    ]
+    features = np.maximum(conv2d(gray, weight, padding=1), 0.0)  # a conv layer with ReLU
+    pooled = max_pool2d(features, 4)
+
+    fig, axes = plt.subplots(2, 4, figsize=(14, 7.2))
+    for k in range(4):
+        axes[0, k].imshow(features[0, k], cmap="magma")
+        axes[0, k].set_title(f"edges {names[k]}", fontsize=9)
+        axes[1, k].imshow(pooled[0, k], cmap="magma")
+        axes[1, k].set_title(f"max-pooled 4 x 4: {pooled.shape[2]} x {pooled.shape[3]}", fontsize=9)
+    for ax in axes.flat:
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(out / "01_features.png", dpi=80, bbox_inches="tight")
+    plt.close(fig)
+    text = (
+        f"A hand-made convolution layer: four Sobel kernels (edges of each orientation and sign) "
+        f"as one conv2d with 4 output channels, a ReLU, then a 4 x 4 max pool that keeps the "
+        f"strongest response of each cell: a {gray.shape[2]} x {gray.shape[3]} image becomes a "
+        f"4 x {pooled.shape[2]} x {pooled.shape[3]} feature map, the kind of map a detector's "
+        f"region proposals and RoI pooling work on. A trained backbone learns its kernels; its "
+        f"first layer finds filters much like these."
+    )
+    return Stage("Convolution and pooling (lesson 01)", text, ["01_features.png"])
+
+
+STAGES = [stage_boxes, stage_features, stage_nms]
 
 
 def write_index(out: Path, source: str, stages: list[Stage]) -> Path:

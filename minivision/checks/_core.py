@@ -122,7 +122,19 @@ def _as_array(value):
 
 
 def difference(got, expected, rtol, atol) -> str | None:
-    """None if ``got`` matches ``expected`` (NaN equal to NaN); otherwise a one-line description."""
+    """None if ``got`` matches ``expected`` (NaN equal to NaN); otherwise a one-line description.
+
+    A tuple ``expected`` (a backward pass's gradients) is compared item by item, and the
+    description names the item that differs first.
+    """
+    if isinstance(expected, tuple):
+        if not isinstance(got, (tuple, list)) or len(got) != len(expected):
+            return f"returned {type(got).__name__}, expected a tuple of {len(expected)} arrays"
+        for i, (g, e) in enumerate(zip(got, expected)):
+            diff = difference(g, e, rtol, atol)
+            if diff is not None:
+                return f"item {i} of the tuple {diff}"
+        return None
     try:
         g = _as_array(got).astype(np.float64)
     except (TypeError, ValueError):
