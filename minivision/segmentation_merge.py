@@ -40,8 +40,11 @@ __all__ = [
 _BIG = np.iinfo(np.intp).max
 # A run of at least this many equal weights is merged in one vectorised "level" step.
 LEVEL_MIN = 64
-# Number of pending edges the batched merge looks at in each step.
-WINDOW = 4096
+# Number of undecided edges the batched merge looks at in each step, and how many windows'
+# worth of the sorted stream it filters at once.
+WINDOW = 2048
+# Edges per lazily sorted group (see _sorted_groups).
+_GROUP = 1 << 15
 
 
 # ----------------------------------------------------------------------------- the graph
@@ -181,14 +184,15 @@ def merge_sequential(u, v, weights, num_nodes: int, k: float, min_size: int) -> 
 
 
 def _find(parent, x):
-    """Roots of the nodes ``x`` by pointer jumping; compresses ``parent[x]`` to them."""
+    """Roots of the nodes ``x`` by pointer jumping; every node on the way is pointed at its root."""
     r = parent[x]
-    while True:
-        up = parent[r]
-        if np.array_equal(up, r):
-            break
-        r = up
-    parent[x] = r
+    up = parent[r]
+    path = [x]
+    while not np.array_equal(up, r):
+        path.append(r)
+        r, up = up, parent[up]
+    for nodes in path:  # path compression, one level at a time
+        parent[nodes] = r
     return r
 
 
@@ -268,10 +272,13 @@ def _level_step(f, u, v, w):
             return False
     f.closed[a[~open_a]] = True
     f.closed[b[~open_b]] = True
-    if m:
-        f.parent[nodes] = nodes[lab]
-        f.size[nodes[reps]] = total[reps]
-        f.tau[nodes[reps]] = tau
+    if m:  # root each component at its largest member (keeps the trees shallow)
+        largest = np.zeros(m, dtype=np.intp)
+        np.maximum.at(largest, lab, f.size[nodes] * m + np.arange(m))
+        root = nodes[largest % m]  # (m,) indexed by component label
+        f.parent[nodes] = root[lab]
+        f.size[root[reps]] = total[reps]
+        f.tau[root[reps]] = tau
     return True
 
 
@@ -316,12 +323,12 @@ def _ordered_batches(f, U, V, W, window):
     parent, size, tau, closed = f.parent, f.size, f.tau, f.closed
     first, foreign, partner, head = f.first, f.foreign, f.partner, f.head
     n_edges = W.shape[0]
-    ru = np.empty(0, dtype=np.intp)
-    rv = ru
+    # the window: up to `window` undecided edges (current roots and weights), in sorted order
+    ru = rv = np.empty(0, dtype=np.intp)
     pw = np.empty(0, dtype=np.float64)
     nxt = 0
     while True:
-        if ru.shape[0] < window and nxt < n_edges:  # top the window up from the sorted stream
+        if ru.shape[0] < window and nxt < n_edges:
             stop = min(nxt + window - ru.shape[0], n_edges)
             ru = np.concatenate([ru, _find(parent, U[nxt:stop])])
             rv = np.concatenate([rv, _find(parent, V[nxt:stop])])
@@ -390,7 +397,7 @@ def _ordered_batches(f, U, V, W, window):
         tau_head = np.where(has_prev, f.threshold(w_e[prev], grown), tau[own])
         fail = cand & (w_e >= tau_head)
         merged = cand & (_count_before_or_at(fail, sidx, seglen) == 0)
-        closed[own[fail]] = True
+        fail_heads = own[fail]
         head[heads] = 0
         partner[ru[fu]] = -1
         partner[rv[fv]] = -1
@@ -398,57 +405,105 @@ def _ordered_batches(f, U, V, W, window):
         foreign[rv] = _BIG
         mo = own[merged]
         if mo.shape[0]:
+            # one merged component per head: rooted at its largest member (keeps trees shallow)
             mp, mw = part[merged], w_e[merged]
-            np.add.at(size, mo, size[mp])
-            parent[mp] = mo
-            last = np.empty(mo.shape[0], dtype=bool)  # each head's last merge sets its Int
-            last[-1] = True
-            np.not_equal(mo[1:], mo[:-1], out=last[:-1])
-            tau[mo[last]] = f.threshold(mw[last], size[mo[last]])
+            starts, lengths = _segments(mo)
+            heads_m, psize = mo[starts], size[mp]
+            key = psize * mo.shape[0] + np.arange(mo.shape[0])
+            largest = np.maximum.reduceat(key, starts) % mo.shape[0]
+            root = np.where(size[heads_m] >= psize[largest], heads_m, mp[largest])
+            total = size[heads_m] + np.add.reduceat(psize, starts)
+            parent[mp] = np.repeat(root, lengths)
+            parent[heads_m] = root
+            size[root] = total
+            tau[root] = f.threshold(mw[starts + lengths - 1], total)  # Int = last merge
+        closed[parent[fail_heads]] = True
         keep = np.ones(n, dtype=bool)
         keep[e[in_chain]] = False
         ru, rv, pw = parent[ru[keep]], parent[rv[keep]], pw[keep]
 
 
-def _merge_pass(U, V, W, num_nodes, k, window):
-    """Threshold merge over sorted edges; returns the forest (roots, sizes)."""
-    f = _Forest(num_nodes, k)
-    n_edges = W.shape[0]
+def _sorted_groups(w, group):
+    """Edge indices in (weight, index) order, as consecutive groups of about ``group`` edges.
+
+    Only the order *between* groups is settled here, by one radix pass over the top 16 bits
+    of the (non-negative) float64 weights; each group is then sorted when it is reached, after
+    the edges that have become internal in the meantime are dropped -- most of them, so most
+    edges are never sorted at all. Weights with a sign bit (negative, -0.0, NaN) get one
+    full stable sort instead.
+    """
+    n_edges = w.shape[0]
     if n_edges == 0:
-        return f
-    brk = np.flatnonzero(W[1:] != W[:-1]) + 1
+        return
+    bits = w.view(np.uint64)
+    if np.any(bits >> np.uint64(63)):
+        yield np.argsort(w, kind="stable")
+        return
+    key = (bits >> np.uint64(48)).astype(np.uint16)  # monotone in w for w >= +0.0
+    order = np.argsort(key, kind="stable")  # radix sort: ties (same key) keep index order
+    ends = np.append(np.flatnonzero(np.diff(key[order])) + 1, n_edges)  # end of each key run
+    stops = np.union1d(ends[np.searchsorted(ends, np.arange(group, n_edges, group))], n_edges)
+    start = 0
+    for stop in stops.tolist():
+        yield order[start:stop]
+        start = stop
+
+
+def _runs(w):
+    """(start, stop, is_level) stretches of sorted weights: tie runs >= LEVEL_MIN, and the rest."""
+    n = w.shape[0]
+    brk = np.flatnonzero(w[1:] != w[:-1]) + 1
     starts = np.concatenate([[0], brk])
-    stops = np.concatenate([brk, [n_edges]])
+    stops = np.append(brk, n)
     big = (stops - starts) >= LEVEL_MIN
-    done = 0
+    out, done = [], 0
     for a, b in zip(starts[big].tolist(), stops[big].tolist()):
         if a > done:
-            _ordered_batches(f, U[done:a], V[done:a], W[done:a], window)
-        if not _level_step(f, U[a:b], V[a:b], W[a]):
-            _ordered_batches(f, U[a:b], V[a:b], W[a:b], window)
+            out.append((done, a, False))
+        out.append((a, b, True))
         done = b
-    if done < n_edges:
-        _ordered_batches(f, U[done:], V[done:], W[done:], window)
+    if done < n:
+        out.append((done, n, False))
+    return out
+
+
+def _merge_pass(u, v, w, num_nodes, k, window):
+    """The threshold merge over all edges in (weight, index) order; returns the forest."""
+    f = _Forest(num_nodes, k)
+    for idx in _sorted_groups(w, _GROUP):
+        a, b = _find(f.parent, u[idx]), _find(f.parent, v[idx])
+        live = (a != b) & ~f.closed[a] & ~f.closed[b]  # internal or closed for good: skip
+        idx, a, b = idx[live], a[live], b[live]
+        order = np.argsort(w[idx], kind="stable")  # idx ascending, so ties stay in index order
+        idx, a, b = idx[order], a[order], b[order]
+        ww = w[idx]
+        for start, stop, level in _runs(ww):
+            sl = slice(start, stop)
+            if not (level and _level_step(f, a[sl], b[sl], ww[start])):
+                _ordered_batches(f, a[sl], b[sl], ww[sl], window)
     return f
 
 
-def _min_size_pass(U, V, f, min_size, window):
+def _min_size_pass(u, v, w, f, min_size, window):
     """Merge every edge (in order) whose components include one below ``min_size`` pixels.
 
     Vectorised like the merge pass: a component with at least ``min_size`` pixels stays that
     large, so an edge's fate only depends on its *small* endpoints; an edge is decided once it
     is the earliest undecided edge of each small endpoint. A small component is attached under
-    a large one; two small ones under the smaller index. Returns each node's root.
+    a large one; two small ones under the smaller index. Only edges that can still merge when
+    the pass starts (a small endpoint, two different components) are sorted and visited.
+    Returns each node's root.
     """
     root = _find(f.parent, np.arange(f.parent.shape[0], dtype=np.intp))
-    if min_size <= 1 or U.shape[0] == 0:
+    if min_size <= 1 or u.shape[0] == 0:
         return root
     size = f.size
+    ru, rv = root[u], root[v]
+    cand = np.flatnonzero((ru != rv) & ((size[ru] < min_size) | (size[rv] < min_size)))
+    cand = cand[np.argsort(w[cand], kind="stable")]
+    RU, RV = ru[cand], rv[cand]
     parent = np.arange(root.shape[0], dtype=np.intp)  # union-find over the merge pass's roots
     first = f.first
-    ru, rv = root[U], root[V]
-    active = (ru != rv) & ((size[ru] < min_size) | (size[rv] < min_size))
-    RU, RV = ru[active], rv[active]
     n_edges = RU.shape[0]
     ru = rv = np.empty(0, dtype=np.intp)
     nxt = 0
@@ -494,20 +549,20 @@ def merge_batched(
 
     Notes
     -----
-    Runs of equal weights (flat image regions give thousands of weight-0 edges) are merged
-    in one step each (see ``_level_step``); everything else goes through ``_ordered_batches``,
-    which decides in each step every edge whose outcome no earlier undecided edge can change.
-    The min_size pass is batched the same way. Host island.
+    Edges are sorted lazily, a group at a time, and the ones that are already internal when
+    their group comes up are dropped unsorted. Runs of equal weights (flat image regions give
+    thousands of weight-0 edges) are merged in one step each (``_level_step``); everything
+    else goes through ``_ordered_batches``, which decides in each step every edge whose
+    outcome no earlier undecided edge can change. The min_size pass is batched the same way.
+    Host island.
     """
     if not 1 <= window < 65536:
         raise ValueError(f"window must be in [1, 65535], got {window}")
-    weights = np.asarray(weights, dtype=np.float64)
-    order = edge_order(weights)
-    U = np.asarray(u, dtype=np.intp)[order]
-    V = np.asarray(v, dtype=np.intp)[order]
-    W = weights[order]
-    forest = _merge_pass(U, V, W, num_nodes, float(k), window)
-    return labels_by_first_appearance(_min_size_pass(U, V, forest, min_size, window))
+    w = np.asarray(weights, dtype=np.float64).ravel()
+    u = np.asarray(u, dtype=np.intp).ravel()
+    v = np.asarray(v, dtype=np.intp).ravel()
+    forest = _merge_pass(u, v, w, num_nodes, float(k), window)
+    return labels_by_first_appearance(_min_size_pass(u, v, w, forest, min_size, window))
 
 
 def segment_grid(weights: np.ndarray, height: int, width: int, scale: float, min_size: int):
