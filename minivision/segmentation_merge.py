@@ -300,11 +300,12 @@ def _components(a, b, m):
     return lab
 
 
-def _ordered_batches(f, U, V, W, window):
+class _Window:
     """The merge pass over sorted edges, many decisions per vectorised step, exactly.
 
-    Each step looks at the next ``window`` undecided edges and decides those whose outcome
-    cannot depend on an earlier undecided edge:
+    Edges are ``feed``-ed in sorted order; each step (``_step``) looks at the next
+    ``size`` undecided ones and decides those whose outcome cannot depend on an earlier
+    undecided edge:
 
     * an edge whose two roots are equal is internal, one touching a closed component is
       rejected;
@@ -320,27 +321,44 @@ def _ordered_batches(f, U, V, W, window):
 
     Decisions about disjoint components commute, so the result is the sequential one.
     """
-    parent, size, tau, closed = f.parent, f.size, f.tau, f.closed
-    first, foreign, partner, head = f.first, f.foreign, f.partner, f.head
-    n_edges = W.shape[0]
-    # the window: up to `window` undecided edges (current roots and weights), in sorted order
-    ru = rv = np.empty(0, dtype=np.intp)
-    pw = np.empty(0, dtype=np.float64)
-    nxt = 0
-    while True:
-        if ru.shape[0] < window and nxt < n_edges:
-            stop = min(nxt + window - ru.shape[0], n_edges)
-            ru = np.concatenate([ru, _find(parent, U[nxt:stop])])
-            rv = np.concatenate([rv, _find(parent, V[nxt:stop])])
-            pw = np.concatenate([pw, W[nxt:stop]])
-            nxt = stop
-        elif ru.shape[0] == 0:
-            return
+
+    def __init__(self, forest, size):
+        self.f, self.size = forest, size
+        empty = np.empty(0, dtype=np.intp)
+        self.ru = self.rv = self.qu = self.qv = empty  # window / queue: roots of both ends
+        self.pw = self.qw = np.empty(0, dtype=np.float64)  # and weights
+
+    def feed(self, u, v, w):
+        """Queue edges that come after everything fed so far; decide while the window is full."""
+        self.qu = np.concatenate([self.qu, u])
+        self.qv = np.concatenate([self.qv, v])
+        self.qw = np.concatenate([self.qw, w])
+        self.run(drain=False)
+
+    def run(self, drain=True):
+        """Take steps until every edge is decided (drain) or the window cannot be filled."""
+        parent = self.f.parent
+        while True:
+            take = min(self.size - self.ru.shape[0], self.qu.shape[0])
+            if take > 0:
+                self.ru = np.concatenate([self.ru, _find(parent, self.qu[:take])])
+                self.rv = np.concatenate([self.rv, _find(parent, self.qv[:take])])
+                self.pw = np.concatenate([self.pw, self.qw[:take]])
+                self.qu, self.qv, self.qw = self.qu[take:], self.qv[take:], self.qw[take:]
+            if self.ru.shape[0] == 0 or (not drain and self.ru.shape[0] < self.size):
+                return
+            self.ru, self.rv, self.pw = self._step(self.ru, self.rv, self.pw)
+
+    def _step(self, ru, rv, pw):
+        """Decide what can be decided among the window's edges; return the undecided ones."""
+        f = self.f
+        parent, size, tau, closed = f.parent, f.size, f.tau, f.closed
+        first, foreign, partner, head = f.first, f.foreign, f.partner, f.head
         live = (ru != rv) & ~closed[ru] & ~closed[rv]
         ru, rv, pw = ru[live], rv[live], pw[live]
         n = ru.shape[0]
         if n == 0:
-            continue
+            return ru, rv, pw
         pos = np.arange(n, dtype=np.intp)
         # earliest undecided edge of every component
         np.minimum.at(first, ru, pos)
@@ -420,7 +438,7 @@ def _ordered_batches(f, U, V, W, window):
         closed[parent[fail_heads]] = True
         keep = np.ones(n, dtype=bool)
         keep[e[in_chain]] = False
-        ru, rv, pw = parent[ru[keep]], parent[rv[keep]], pw[keep]
+        return parent[ru[keep]], parent[rv[keep]], pw[keep]
 
 
 def _sorted_groups(w, group):
@@ -470,6 +488,7 @@ def _runs(w):
 def _merge_pass(u, v, w, num_nodes, k, window):
     """The threshold merge over all edges in (weight, index) order; returns the forest."""
     f = _Forest(num_nodes, k)
+    batches = _Window(f, window)
     for idx in _sorted_groups(w, _GROUP):
         a, b = _find(f.parent, u[idx]), _find(f.parent, v[idx])
         live = (a != b) & ~f.closed[a] & ~f.closed[b]  # internal or closed for good: skip
@@ -479,8 +498,12 @@ def _merge_pass(u, v, w, num_nodes, k, window):
         ww = w[idx]
         for start, stop, level in _runs(ww):
             sl = slice(start, stop)
-            if not (level and _level_step(f, a[sl], b[sl], ww[start])):
-                _ordered_batches(f, a[sl], b[sl], ww[sl], window)
+            if level:
+                batches.run()  # a level step needs every earlier edge decided
+                if _level_step(f, a[sl], b[sl], ww[start]):
+                    continue
+            batches.feed(a[sl], b[sl], ww[sl])
+    batches.run()
     return f
 
 
@@ -552,7 +575,7 @@ def merge_batched(
     Edges are sorted lazily, a group at a time, and the ones that are already internal when
     their group comes up are dropped unsorted. Runs of equal weights (flat image regions give
     thousands of weight-0 edges) are merged in one step each (``_level_step``); everything
-    else goes through ``_ordered_batches``, which decides in each step every edge whose
+    else goes through ``_Window``, which decides in each step every edge whose
     outcome no earlier undecided edge can change. The min_size pass is batched the same way.
     Host island.
     """
