@@ -15,6 +15,7 @@ from .boxes import (
     masks_to_boxes,
     remove_small_boxes,
 )
+from .segmentation import felzenszwalb
 
 __version__ = "0.1.0"
 
@@ -28,4 +29,5 @@ __all__ = [
     "generalized_box_iou",
     "masks_to_boxes",
     "remove_small_boxes",
+    "felzenszwalb",
 ]

@@ -264,9 +264,10 @@ def felzenszwalb(image, scale=1, sigma=0.8, min_size=20, *, channel_axis=-1):
     min_size = _number("min_size", min_size, integer=True)
     xp, img, smooth = _prepare(image, sigma, channel_axis)
     height, width = smooth.shape[0], smooth.shape[1]
-    # One more entry after the weights: 0.0 if every pixel is finite, NaN otherwise.
-    finite = xp.reshape(xp.max(xp.abs(img)) * 0.0, (1,))
-    host = to_numpy(xp.concat([_weights(xp, smooth), finite]))
+    # One more entry after the weights: 0.0 if every pixel is finite, 1.0 otherwise.
+    finite = xp.isfinite(xp.max(xp.abs(img)))  # NaN propagates through max
+    flag = xp.reshape(1.0 - xp.astype(finite, xp.float64), (1,))
+    host = to_numpy(xp.concat([_weights(xp, smooth), flag]))
     if host[-1] != 0.0:
         raise ValueError("image must not contain NaN or infinite values")
     labels = segment_grid(host[:-1], height, width, scale, min_size)
