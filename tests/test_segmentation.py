@@ -512,3 +512,14 @@ def test_labels_are_numbered_by_first_appearance():
     _, first, inverse = np.unique(root, return_index=True, return_inverse=True)
     rank = np.argsort(np.argsort(first))
     assert np.array_equal(got, rank[inverse])
+
+
+def test_tour_stage_writes_the_segmentation(tmp_path):
+    from minivision.tour import STAGES, stage_segmentation
+
+    assert stage_segmentation in STAGES
+    image = crop(data.astronaut(), 64, 80)
+    stage = stage_segmentation(image, tmp_path, default=False)
+    assert (tmp_path / "02_segments.png").is_file()
+    n = int(mine(image, 100, 0.5, 50).max()) + 1
+    assert f"{n} segments" in stage.text
