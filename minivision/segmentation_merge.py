@@ -301,11 +301,46 @@ def _components(a, b, m):
 
 
 class _Window:
+    """A queue of sorted, undecided edges and a window over its head, decided step by step.
+
+    Edges are ``feed``-ed in sorted order (as the roots of their two nodes, and their
+    weights); ``run`` tops the window up to ``size`` edges from the queue and calls ``_step``,
+    which decides what it can and returns the edges still undecided, in order.
+    """
+
+    def __init__(self, parent, size):
+        self.parent, self.size = parent, size
+        empty = np.empty(0, dtype=np.intp)
+        self.ru = self.rv = self.qu = self.qv = empty  # window / queue: roots of both ends
+        self.pw = self.qw = np.empty(0, dtype=np.float64)  # and weights
+
+    def feed(self, u, v, w):
+        """Queue edges that come after everything fed so far; decide while the window is full."""
+        self.qu = np.concatenate([self.qu, u])
+        self.qv = np.concatenate([self.qv, v])
+        self.qw = np.concatenate([self.qw, w])
+        self.run(drain=False)
+
+    def run(self, drain=True):
+        """Take steps until every edge is decided (drain) or the window cannot be filled."""
+        parent = self.parent
+        while True:
+            take = min(self.size - self.ru.shape[0], self.qu.shape[0])
+            if take > 0:
+                self.ru = np.concatenate([self.ru, _find(parent, self.qu[:take])])
+                self.rv = np.concatenate([self.rv, _find(parent, self.qv[:take])])
+                self.pw = np.concatenate([self.pw, self.qw[:take]])
+                self.qu, self.qv, self.qw = self.qu[take:], self.qv[take:], self.qw[take:]
+            if self.ru.shape[0] == 0 or (not drain and self.ru.shape[0] < self.size):
+                return
+            self.ru, self.rv, self.pw = self._step(self.ru, self.rv, self.pw)
+
+
+class _MergeWindow(_Window):
     """The merge pass over sorted edges, many decisions per vectorised step, exactly.
 
-    Edges are ``feed``-ed in sorted order; each step (``_step``) looks at the next
-    ``size`` undecided ones and decides those whose outcome cannot depend on an earlier
-    undecided edge:
+    Each step looks at the window's undecided edges and decides those whose outcome
+    cannot depend on an earlier undecided edge:
 
     * an edge whose two roots are equal is internal, one touching a closed component is
       rejected;
@@ -323,31 +358,8 @@ class _Window:
     """
 
     def __init__(self, forest, size):
-        self.f, self.size = forest, size
-        empty = np.empty(0, dtype=np.intp)
-        self.ru = self.rv = self.qu = self.qv = empty  # window / queue: roots of both ends
-        self.pw = self.qw = np.empty(0, dtype=np.float64)  # and weights
-
-    def feed(self, u, v, w):
-        """Queue edges that come after everything fed so far; decide while the window is full."""
-        self.qu = np.concatenate([self.qu, u])
-        self.qv = np.concatenate([self.qv, v])
-        self.qw = np.concatenate([self.qw, w])
-        self.run(drain=False)
-
-    def run(self, drain=True):
-        """Take steps until every edge is decided (drain) or the window cannot be filled."""
-        parent = self.f.parent
-        while True:
-            take = min(self.size - self.ru.shape[0], self.qu.shape[0])
-            if take > 0:
-                self.ru = np.concatenate([self.ru, _find(parent, self.qu[:take])])
-                self.rv = np.concatenate([self.rv, _find(parent, self.qv[:take])])
-                self.pw = np.concatenate([self.pw, self.qw[:take]])
-                self.qu, self.qv, self.qw = self.qu[take:], self.qv[take:], self.qw[take:]
-            if self.ru.shape[0] == 0 or (not drain and self.ru.shape[0] < self.size):
-                return
-            self.ru, self.rv, self.pw = self._step(self.ru, self.rv, self.pw)
+        super().__init__(forest.parent, size)
+        self.f = forest
 
     def _step(self, ru, rv, pw):
         """Decide what can be decided among the window's edges; return the undecided ones."""
@@ -488,7 +500,7 @@ def _runs(w):
 def _merge_pass(u, v, w, num_nodes, k, window):
     """The threshold merge over all edges in (weight, index) order; returns the forest."""
     f = _Forest(num_nodes, k)
-    batches = _Window(f, window)
+    batches = _MergeWindow(f, window)
     for idx in _sorted_groups(w, _GROUP):
         a, b = _find(f.parent, u[idx]), _find(f.parent, v[idx])
         live = (a != b) & ~f.closed[a] & ~f.closed[b]  # internal or closed for good: skip
@@ -507,43 +519,28 @@ def _merge_pass(u, v, w, num_nodes, k, window):
     return f
 
 
-def _min_size_pass(u, v, w, f, min_size, window):
-    """Merge every edge (in order) whose components include one below ``min_size`` pixels.
+class _SmallWindow(_Window):
+    """The min_size pass over sorted edges, many decisions per step, exactly.
 
-    Vectorised like the merge pass: a component with at least ``min_size`` pixels stays that
-    large, so an edge's fate only depends on its *small* endpoints; an edge is decided once it
-    is the earliest undecided edge of each small endpoint. A small component is attached under
-    a large one; two small ones under the smaller index. Only edges that can still merge when
-    the pass starts (a small endpoint, two different components) are sorted and visited.
-    Returns each node's root.
+    An edge merges iff its two components differ and one has fewer than ``min_size`` pixels.
+    A component that has ``min_size`` pixels keeps having them, so only an edge's *small*
+    endpoints matter: the edge is decided once it is the earliest undecided edge of each of
+    them. A small component is attached under a large one, two small ones under the smaller
+    index; merges into one large component in the same step commute.
     """
-    root = _find(f.parent, np.arange(f.parent.shape[0], dtype=np.intp))
-    if min_size <= 1 or u.shape[0] == 0:
-        return root
-    size = f.size
-    ru, rv = root[u], root[v]
-    cand = np.flatnonzero((ru != rv) & ((size[ru] < min_size) | (size[rv] < min_size)))
-    cand = cand[np.argsort(w[cand], kind="stable")]
-    RU, RV = ru[cand], rv[cand]
-    parent = np.arange(root.shape[0], dtype=np.intp)  # union-find over the merge pass's roots
-    first = f.first
-    n_edges = RU.shape[0]
-    ru = rv = np.empty(0, dtype=np.intp)
-    nxt = 0
-    while True:
-        if ru.shape[0] < window and nxt < n_edges:
-            stop = min(nxt + window - ru.shape[0], n_edges)
-            ru = np.concatenate([ru, _find(parent, RU[nxt:stop])])
-            rv = np.concatenate([rv, _find(parent, RV[nxt:stop])])
-            nxt = stop
-        elif ru.shape[0] == 0:
-            break
-        su, sv = size[ru] < min_size, size[rv] < min_size
+
+    def __init__(self, parent, sizes, min_size, scratch, size):
+        super().__init__(parent, size)
+        self.sizes, self.min_size, self.first = sizes, min_size, scratch
+
+    def _step(self, ru, rv, pw):
+        sizes, parent, first = self.sizes, self.parent, self.first
+        su, sv = sizes[ru] < self.min_size, sizes[rv] < self.min_size
         live = (ru != rv) & (su | sv)
-        ru, rv, su, sv = ru[live], rv[live], su[live], sv[live]
+        ru, rv, pw, su, sv = ru[live], rv[live], pw[live], su[live], sv[live]
         n = ru.shape[0]
         if n == 0:
-            continue
+            return ru, rv, pw
         pos = np.arange(n, dtype=np.intp)
         np.minimum.at(first, ru[su], pos[su])
         np.minimum.at(first, rv[sv], pos[sv])
@@ -554,10 +551,34 @@ def _min_size_pass(u, v, w, f, min_size, window):
         both = sa & sb
         src = np.where(both, np.maximum(a, b), np.where(sa, a, b))
         dst = np.where(both, np.minimum(a, b), np.where(sa, b, a))
-        np.add.at(size, dst, size[src])
+        np.add.at(sizes, dst, sizes[src])
         parent[src] = dst
         keep = ~ready
-        ru, rv = parent[ru[keep]], parent[rv[keep]]
+        return parent[ru[keep]], parent[rv[keep]], pw[keep]
+
+
+def _min_size_pass(u, v, w, f, min_size, window):
+    """Merge every edge (in order) whose components include one below ``min_size`` pixels.
+
+    Only edges that can still merge when the pass starts (two different components, one of
+    them small) are visited, sorted lazily like in the merge pass. Returns each node's root.
+    """
+    root = _find(f.parent, np.arange(f.parent.shape[0], dtype=np.intp))
+    if min_size <= 1 or u.shape[0] == 0:
+        return root
+    sizes = f.size
+    ru, rv = root[u], root[v]
+    cand = np.flatnonzero((ru != rv) & ((sizes[ru] < min_size) | (sizes[rv] < min_size)))
+    ru, rv, wc = ru[cand], rv[cand], w[cand]  # in edge-index order
+    parent = np.arange(root.shape[0], dtype=np.intp)  # union-find over the merge pass's roots
+    batches = _SmallWindow(parent, sizes, min_size, f.first, window)
+    for idx in _sorted_groups(wc, _GROUP):
+        a, b = _find(parent, ru[idx]), _find(parent, rv[idx])
+        live = (a != b) & ((sizes[a] < min_size) | (sizes[b] < min_size))
+        idx, a, b = idx[live], a[live], b[live]
+        order = np.argsort(wc[idx], kind="stable")  # idx ascending: ties stay in index order
+        batches.feed(a[order], b[order], wc[idx[order]])
+    batches.run()
     return _find(parent, root)
 
 
