@@ -259,11 +259,19 @@ def _level_step(f, u, v, w):
     open_a, open_b = w < f.tau[a], w < f.tau[b]
     both = open_a & open_b
     ea, eb = a[both], b[both]
-    nodes = np.unique(np.concatenate([ea, eb]))  # (m,) the components that merge
+    nodes = np.concatenate([ea, eb])
+    if nodes.shape[0] * 8 > f.parent.shape[0]:  # (m,) the components that merge, sorted
+        mark = np.zeros(f.parent.shape[0], dtype=bool)
+        mark[nodes] = True
+        nodes = np.flatnonzero(mark)
+    else:
+        nodes = np.sort(nodes)
+        nodes = nodes[np.diff(nodes, prepend=-1) != 0]
     m = nodes.shape[0]
     if m:
-        local = np.searchsorted(nodes, np.stack([ea, eb]))  # (2, L) ids in 0..m-1
-        lab = _components(local[0], local[1], m)
+        f.first[nodes] = np.arange(m)  # scratch: node -> local id 0..m-1
+        lab = _components(f.first[ea], f.first[eb], m)
+        f.first[nodes] = _BIG
         total = np.zeros(m, dtype=np.intp)
         np.add.at(total, lab, f.size[nodes])
         reps = np.flatnonzero(lab == np.arange(m))
