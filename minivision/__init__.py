@@ -19,6 +19,7 @@ from .conv import conv2d, conv2d_backward
 from .conv_transpose import conv_transpose2d, conv_transpose2d_backward
 from .nms import batched_nms, nms, soft_nms
 from .pool import avg_pool2d, avg_pool2d_backward, max_pool2d, max_pool2d_backward
+from .segmentation import felzenszwalb
 
 __version__ = "0.1.0"
 
@@ -43,4 +44,5 @@ __all__ = [
     "max_pool2d_backward",
     "avg_pool2d",
     "avg_pool2d_backward",
+    "felzenszwalb",
 ]
