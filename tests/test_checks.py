@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import types
 from pathlib import Path
 
 import numpy as np
 import pytest
+from lesson_checks import assert_solution_passes, assert_stubs_fail_cleanly, load_solution, replaced
 
 from minivision.checks import check_file, check_module
 
@@ -17,41 +17,15 @@ STUBS = ROOT / "lessons" / "00_boxes.py"
 SOLUTION = Path(__file__).parent / "solutions" / "lesson00_solution.py"
 
 
-def _solution():
-    report = check_file("00", SOLUTION)
-    module = sys.modules.get("_sol00")
-    if module is None:
-        import importlib.util
-
-        spec = importlib.util.spec_from_file_location("_sol00", SOLUTION)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        sys.modules["_sol00"] = module
-    return report, module
+_with = replaced
 
 
 def test_stubs_fail_cleanly():
-    report = check_file("00", STUBS)
-    assert not report.ok
-    assert {r.status for r in report.results} == {"stub"}
-    text = report.text()
-    assert "not implemented yet" in text and "Traceback" not in text
-    assert "0 of 6 functions pass" in text
+    assert_stubs_fail_cleanly("00", STUBS, 6)
 
 
 def test_reference_solution_passes():
-    report, _ = _solution()
-    assert report.ok, report.text()
-    assert "6 of 6 functions pass" in report.text()
-
-
-def _with(module, **overrides):
-    ns = types.SimpleNamespace(
-        **{k: getattr(module, k) for k in dir(module) if not k.startswith("_")}
-    )
-    for k, v in overrides.items():
-        setattr(ns, k, v)
-    return ns
+    assert_solution_passes("00", 6)
 
 
 def _area(b):
@@ -167,7 +141,7 @@ PLANTED = [
     "fn,wrong,mistake", PLANTED, ids=[f"{p[0]}-{p[1].__name__}" for p in PLANTED]
 )
 def test_planted_mistake_is_recognised(fn, wrong, mistake):
-    _, solution = _solution()
+    solution = load_solution("00")
     report = check_module("00", _with(solution, **{fn: wrong}))
     result = report.result(fn)
     assert result.status == "failed"
@@ -178,7 +152,7 @@ def test_planted_mistake_is_recognised(fn, wrong, mistake):
 
 
 def test_a_crashing_function_is_reported_not_raised():
-    _, solution = _solution()
+    solution = load_solution("00")
 
     def broken(b):
         return b[:, 7]
@@ -190,7 +164,7 @@ def test_a_crashing_function_is_reported_not_raised():
 
 
 def test_mutating_the_input_is_reported():
-    _, solution = _solution()
+    solution = load_solution("00")
 
     def mutating(b):
         b -= 1

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
-import types
 from pathlib import Path
 
 import numpy as np
 import pytest
+from lesson_checks import assert_solution_passes, assert_stubs_fail_cleanly, load_solution, replaced
 
-from minivision.checks import check_file, check_module, lesson_battery
+from minivision.checks import check_module, lesson_battery
 from minivision.checks._core import difference
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -19,35 +18,19 @@ STUBS = ROOT / "lessons" / "01_convolution.py"
 SOLUTION = Path(__file__).parent / "solutions" / "lesson01_solution.py"
 
 
-def _solution():
-    spec = importlib.util.spec_from_file_location("_sol01", SOLUTION)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-SOL = _solution()
+SOL = load_solution("01")
 
 
 def _with(**overrides):
-    ns = types.SimpleNamespace(**{k: getattr(SOL, k) for k in dir(SOL) if not k.startswith("_")})
-    for k, v in overrides.items():
-        setattr(ns, k, v)
-    return ns
+    return replaced(SOL, **overrides)
 
 
 def test_stubs_fail_cleanly():
-    report = check_file("01", STUBS)
-    assert {r.status for r in report.results} == {"stub"}
-    text = report.text()
-    assert "not implemented yet" in text and "Traceback" not in text
-    assert "0 of 6 functions pass" in text
+    assert_stubs_fail_cleanly("01", STUBS, 6)
 
 
 def test_reference_solution_passes():
-    report = check_file("01", SOLUTION)
-    assert report.ok, report.text()
-    assert "6 of 6 functions pass" in report.text()
+    assert_solution_passes("01", 6)
 
 
 def test_battery_mistakes_are_told_apart():

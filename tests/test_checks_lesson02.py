@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
-import types
 from pathlib import Path
 
 import numpy as np
 import pytest
+from lesson_checks import assert_solution_passes, assert_stubs_fail_cleanly, load_solution, replaced
 from scipy import ndimage
 
-from minivision.checks import check_file, check_module
+from minivision.checks import check_module
 from minivision.checks.lesson02 import same_edges, same_partition
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -20,35 +19,19 @@ STUBS = ROOT / "lessons" / "02_segmentation.py"
 SOLUTION = Path(__file__).parent / "solutions" / "lesson02_solution.py"
 
 
-def _solution():
-    spec = importlib.util.spec_from_file_location("_sol02", SOLUTION)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-SOL = _solution()
+SOL = load_solution("02")
 
 
 def _with(**overrides):
-    ns = types.SimpleNamespace(**{k: getattr(SOL, k) for k in dir(SOL) if not k.startswith("_")})
-    for k, v in overrides.items():
-        setattr(ns, k, v)
-    return ns
+    return replaced(SOL, **overrides)
 
 
 def test_stubs_fail_cleanly():
-    report = check_file("02", STUBS)
-    assert {r.status for r in report.results} == {"stub"}
-    text = report.text()
-    assert "not implemented yet" in text and "Traceback" not in text
-    assert "0 of 4 functions pass" in text
+    assert_stubs_fail_cleanly("02", STUBS, 4)
 
 
 def test_reference_solution_passes():
-    report = check_file("02", SOLUTION)
-    assert report.ok, report.text()
-    assert "4 of 4 functions pass" in report.text()
+    assert_solution_passes("02", 4)
 
 
 def test_renumbered_labels_still_pass():

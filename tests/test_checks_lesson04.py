@@ -8,16 +8,15 @@ another.
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
-import types
 from pathlib import Path
 
 import numpy as np
 import pytest
+from lesson_checks import assert_solution_passes, assert_stubs_fail_cleanly, load_solution, replaced
 
-from minivision.checks import check_file, check_module
+from minivision.checks import check_module
 
 ROOT = Path(__file__).resolve().parents[1]
 STUBS = ROOT / "lessons" / "04_nms.py"
@@ -25,37 +24,18 @@ SOLUTION = Path(__file__).parent / "solutions" / "lesson04_solution.py"
 
 
 def _solution():
-    spec = importlib.util.spec_from_file_location("_sol04", SOLUTION)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_solution("04")
 
 
-def _with(module, **overrides):
-    ns = types.SimpleNamespace(
-        **{k: getattr(module, k) for k in dir(module) if not k.startswith("_")}
-    )
-    for k, v in overrides.items():
-        setattr(ns, k, v)
-    return ns
+_with = replaced
 
 
 def test_stubs_fail_cleanly():
-    report = check_file("04", STUBS)
-    assert not report.ok
-    assert {r.status for r in report.results} == {"stub"}
-    text = report.text()
-    assert "not implemented yet" in text and "Traceback" not in text
-    assert "0 of 3 functions pass" in text
+    assert_stubs_fail_cleanly("04", STUBS, 3)
 
 
 def test_reference_solution_passes():
-    report = check_file("04", SOLUTION)
-    assert report.ok, report.text()
-    assert "3 of 3 functions pass" in report.text()
-
-
-# ----------------------------------------------------------------------------- planted: nms
+    assert_solution_passes("04", 3)
 
 
 def learner_nms(plus=0, divide="union", at_least=False, sort="stable", index_order=False):
