@@ -15,6 +15,17 @@ from .boxes import (
     masks_to_boxes,
     remove_small_boxes,
 )
+from .roi import (
+    infer_scale,
+    level_mapper,
+    multiscale_roi_align,
+    ps_roi_align,
+    ps_roi_align_backward,
+    roi_align,
+    roi_align_backward,
+    roi_pool,
+    roi_pool_backward,
+)
 
 __version__ = "0.1.0"
 
@@ -28,4 +39,13 @@ __all__ = [
     "generalized_box_iou",
     "masks_to_boxes",
     "remove_small_boxes",
+    "roi_pool",
+    "roi_pool_backward",
+    "roi_align",
+    "roi_align_backward",
+    "ps_roi_align",
+    "ps_roi_align_backward",
+    "multiscale_roi_align",
+    "level_mapper",
+    "infer_scale",
 ]

@@ -13,8 +13,10 @@ them in one product; the backward pass applies the same weights transposed. Two 
   bilinear weights are *separable*: the weight of pixel ``(h, w)`` in bin ``(ph, pw)`` is
   ``Ay[ph, h] * Ax[pw, w]``, where ``Ay`` sums the row weights of the bin's samples. ``Ay`` has
   a fixed shape ``(PH, H)`` whatever the grid, and ``out_k = Ay_k @ X_b @ Ax_k.T`` is two dense
-  matrix products per RoI (batched over all RoIs). The price: the products run over the whole
-  map, and a NaN or inf anywhere in a channel of an image reaches every RoI of that image.
+  matrix products per RoI (batched over all RoIs, one batch per image). The price: the products
+  run over the whole map (``N * K * PH * H * C * W`` multiply-adds instead of the samples'
+  ``K * C * PH * PW * 4 * grid**2``), and since a zero weight times NaN is NaN, a NaN or inf
+  anywhere in a channel of an image reaches every RoI of that image (and only that image).
 
 Every coordinate is computed in the input's dtype with torchvision's operation order
 (``(start + p * bin) + ((i + 0.5) * bin) / grid``), so the sample points are bitwise
@@ -54,6 +56,11 @@ def geometry(xp, rois, spatial_scale, bins, axis, *, aligned, clamp, sampling_ra
     else:
         grid = _to_int(xp, xp.ceil(size / bins))
     return start, bin_size, grid
+
+
+def work_dtype(xp, dtype):
+    """The dtype the dense products run in: float16 is promoted to float32."""
+    return xp.float32 if dtype == getattr(xp, "float16", None) else dtype
 
 
 def _to_int(xp, v):
@@ -187,24 +194,24 @@ def adaptive_weights(xp, start, bin_size, grid, bins, size):
 def dense_apply(xp, ay, ax, batch, ok, maps):
     """``out[k] = Ay[k] @ X[b_k] @ Ax[k].T`` for every RoI: (K, C, PH, PW).
 
-    The image of each RoI is picked by a one-hot factor on ``Ay`` (so the product runs over
-    all N images: N times the work of one, but no data-dependent gather).
+    One pair of batched products per image (a loop over the N images, not over RoIs): every
+    RoI is pooled from every image and ``where`` keeps its own, so that a NaN in one image
+    cannot leak into another image's RoIs through a zero weight.
     """
     n, c, h, w = maps.shape
     k, ph, _ = ay.shape
     pw = ax.shape[1]
-    work = xp.float32 if maps.dtype == xp.float16 else maps.dtype
-    onehot = (batch[:, None] == xp.arange(n, dtype=xp.int64, device=device(maps))[None, :]) & ok[
-        :, None
-    ]
-    ay1 = xp.astype(ay, work)[:, :, None, :] * xp.astype(onehot, work)[:, None, :, None]
-    ay1 = xp.reshape(ay1, (k * ph, n * h))
-    rows = xp.reshape(xp.permute_dims(xp.astype(maps, work), (0, 2, 1, 3)), (n * h, c * w))
-    t = xp.reshape(ay1 @ rows, (k, ph * c, w))  # rows contracted: (K, PH * C, W)
+    work = work_dtype(xp, maps.dtype)
+    ay2 = xp.reshape(xp.astype(ay, work), (k * ph, h))
     # (K, PW, W) -> (K, W, PW), copied so that the batched product runs in BLAS
     axt = xp.reshape(xp.reshape(xp.permute_dims(xp.astype(ax, work), (0, 2, 1)), (-1,)), (k, w, pw))
-    out = t @ axt  # (K, PH * C, PW)
-    out = xp.permute_dims(xp.reshape(out, (k, ph, c, pw)), (0, 2, 1, 3))
+    out = xp.zeros((k, c, ph, pw), dtype=work, device=device(maps))
+    for image in range(n):
+        rows = xp.reshape(xp.permute_dims(xp.astype(maps[image, ...], work), (1, 0, 2)), (h, c * w))
+        t = xp.reshape(ay2 @ rows, (k, ph * c, w))  # rows contracted: (K, PH * C, W)
+        pooled = xp.permute_dims(xp.reshape(t @ axt, (k, ph, c, pw)), (0, 2, 1, 3))
+        mine = ((batch == image) & ok)[:, None, None, None]
+        out = xp.where(mine, pooled, out)
     return xp.astype(out, maps.dtype)
 
 
@@ -213,14 +220,15 @@ def dense_apply_t(xp, ay, ax, batch, ok, grads, shape):
     n, c, h, w = shape
     k, ph, _ = ay.shape
     pw = ax.shape[1]
-    work = xp.float32 if grads.dtype == xp.float16 else grads.dtype
-    onehot = (batch[:, None] == xp.arange(n, dtype=xp.int64, device=device(grads))[None, :]) & ok[
-        :, None
-    ]
-    ay1 = xp.astype(ay, work)[:, :, None, :] * xp.astype(onehot, work)[:, None, :, None]
-    ay1 = xp.reshape(ay1, (k * ph, n * h))
-    g = xp.reshape(xp.permute_dims(xp.astype(grads, work), (0, 2, 1, 3)), (k, ph * c, pw))
-    g = xp.reshape(g @ xp.astype(ax, work), (k * ph, c * w))  # columns spread: (K * PH, C * W)
-    rows = xp.permute_dims(ay1, (1, 0)) @ g  # (N * H, C * W)
-    out = xp.permute_dims(xp.reshape(rows, (n, h, c, w)), (0, 2, 1, 3))
-    return xp.astype(out, grads.dtype)
+    work = work_dtype(xp, grads.dtype)
+    ay2t = xp.permute_dims(xp.reshape(xp.astype(ay, work), (k * ph, h)), (1, 0))  # (H, K * PH)
+    g = xp.astype(grads, work)
+    images = []
+    for image in range(n):
+        mine = ((batch == image) & ok)[:, None, None, None]
+        gi = xp.where(mine, g, xp.zeros_like(g))  # other images' RoIs send nothing
+        gi = xp.reshape(xp.permute_dims(gi, (0, 2, 1, 3)), (k, ph * c, pw))
+        gi = xp.reshape(gi @ xp.astype(ax, work), (k * ph, c * w))  # columns spread
+        rows = xp.reshape(ay2t @ gi, (h, c, w))  # rows spread: (H, C, W)
+        images.append(xp.permute_dims(rows, (1, 0, 2)))
+    return xp.astype(xp.stack(images, axis=0), grads.dtype)

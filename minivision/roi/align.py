@@ -83,7 +83,7 @@ def roi_align(
     n, c, h, w = input.shape
     if plan.cols is not None:
         out = csr_matmul(plan.cols, plan.weights, bl.channels_last(xp, input))  # (K*PH*PW, C)
-        out = xp.reshape(out, (plan.k, -1)) / plan.count[:, None]
+        out = xp.reshape(out, (plan.k, plan.ph * plan.pw * c)) / plan.count[:, None]
         return xp.permute_dims(xp.reshape(out, (plan.k, plan.ph, plan.pw, c)), (0, 3, 1, 2))
     out = bl.dense_apply(xp, plan.ay, plan.ax, plan.batch, plan.ok, input)
     return out / plan.count[:, None, None, None]

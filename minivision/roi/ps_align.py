@@ -56,17 +56,22 @@ def ps_roi_align(input, boxes, output_size, spatial_scale: float = 1.0, sampling
     k, ph, pw, co = plan.k, plan.ph, plan.pw, plan.c_out
     if plan.cols is not None:
         out = csr_matmul(plan.cols, plan.weights, _group_rows(xp, input, ph, pw))  # (K*PH*PW, Co)
-        out = xp.reshape(out, (k, -1)) / plan.count[:, None]
+        out = xp.reshape(out, (k, ph * pw * co)) / plan.count[:, None]
         return xp.permute_dims(xp.reshape(out, (k, ph, pw, co)), (0, 3, 1, 2))
-    # Adaptive: contract rows bin by bin, each bin position with its own channel group.
-    work = xp.float32 if input.dtype == xp.float16 else input.dtype
-    ay1 = xp.permute_dims(_onehot_rows(xp, plan, n, work), (1, 0, 2))  # (PH, K, N * H)
-    groups = xp.reshape(xp.astype(input, work), (n, co, ph, pw, h, w))
-    groups = xp.reshape(xp.permute_dims(groups, (2, 0, 4, 3, 1, 5)), (ph, n * h, pw * co * w))
-    t = xp.reshape(ay1 @ groups, (ph, k, pw, co, w))  # rows contracted
-    t = xp.reshape(xp.permute_dims(t, (1, 2, 0, 3, 4)), (k, pw, ph * co, w))
-    out = t @ xp.astype(plan.ax, work)[:, :, :, None]  # columns contracted: (K, PW, PH * Co, 1)
-    out = xp.permute_dims(xp.reshape(out, (k, pw, ph, co)), (0, 3, 2, 1))
+    # Adaptive: contract rows bin by bin, each bin position with its own channel group; one
+    # batch of products per image, like roi_align's dense path.
+    work = bl.work_dtype(xp, input.dtype)
+    ayp = xp.permute_dims(xp.astype(plan.ay, work), (1, 0, 2))  # (PH, K, H)
+    ax = xp.astype(plan.ax, work)[:, :, :, None]  # (K, PW, W, 1)
+    out = xp.zeros((k, co, ph, pw), dtype=work, device=device(input))
+    for image in range(n):
+        groups = xp.reshape(xp.astype(input[image, ...], work), (co, ph, pw, h, w))
+        groups = xp.reshape(xp.permute_dims(groups, (1, 3, 2, 0, 4)), (ph, h, pw * co * w))
+        t = xp.reshape(ayp @ groups, (ph, k, pw, co, w))  # rows contracted
+        t = xp.reshape(xp.permute_dims(t, (1, 2, 0, 3, 4)), (k, pw, ph * co, w))
+        pooled = xp.reshape(t @ ax, (k, pw, ph, co))  # columns contracted
+        mine = ((plan.batch == image) & plan.ok)[:, None, None, None]
+        out = xp.where(mine, xp.permute_dims(pooled, (0, 3, 2, 1)), out)
     return xp.astype(out, input.dtype) / plan.count[:, None, None, None]
 
 
@@ -114,17 +119,21 @@ def ps_roi_align_backward(
         grad = csr_matmul(plan.cols, plan.weights, rows, transpose=True, n_cols=total + 1)
         grad = xp.reshape(grad[:total, :], (ph, pw, n, h, w, co))
         return xp.reshape(xp.permute_dims(grad, (2, 5, 0, 1, 3, 4)), (n, c, h, w))
-    work = xp.float32 if g.dtype == xp.float16 else g.dtype
-    # (K, Co, PH, PW) -> (K, PW, PH * Co, 1), spread over columns: (K, PW, PH * Co, W)
-    t = xp.reshape(xp.permute_dims(xp.astype(g, work), (0, 3, 2, 1)), (k, pw, ph * co, 1))
-    t = t @ xp.astype(plan.ax, work)[:, :, None, :]
-    t = xp.reshape(
-        xp.permute_dims(xp.reshape(t, (k, pw, ph, co, w)), (2, 0, 1, 3, 4)), (ph, k, pw * co * w)
-    )
-    ay1 = _onehot_rows(xp, plan, n, work)  # (K, PH, N * H)
-    rows = xp.permute_dims(ay1, (1, 2, 0)) @ t  # (PH, N * H, PW * Co * W)
-    grad = xp.permute_dims(xp.reshape(rows, (ph, n, h, pw, co, w)), (1, 4, 0, 3, 2, 5))
-    return xp.astype(xp.reshape(grad, (n, c, h, w)), grad_output.dtype)
+    work = bl.work_dtype(xp, g.dtype)
+    g = xp.astype(g, work)
+    ayt = xp.permute_dims(xp.astype(plan.ay, work), (1, 2, 0))  # (PH, H, K)
+    ax = xp.astype(plan.ax, work)[:, :, None, :]  # (K, PW, 1, W)
+    images = []
+    for image in range(n):
+        mine = ((plan.batch == image) & plan.ok)[:, None, None, None]
+        gi = xp.where(mine, g, xp.zeros_like(g))  # other images' RoIs send nothing
+        # (K, Co, PH, PW) -> (K, PW, PH * Co, 1), spread over columns: (K, PW, PH * Co, W)
+        t = xp.reshape(xp.permute_dims(gi, (0, 3, 2, 1)), (k, pw, ph * co, 1)) @ ax
+        t = xp.reshape(t, (k, pw, ph, co, w))
+        t = xp.reshape(xp.permute_dims(t, (2, 0, 1, 3, 4)), (ph, k, pw * co * w))
+        rows = xp.reshape(ayt @ t, (ph, h, pw, co, w))  # rows spread
+        images.append(xp.reshape(xp.permute_dims(rows, (3, 0, 2, 1, 4)), (c, h, w)))
+    return xp.astype(xp.stack(images, axis=0), grad_output.dtype)
 
 
 def _group_rows(xp, input, ph, pw):
@@ -136,15 +145,6 @@ def _group_rows(xp, input, ph, pw):
     )
     zero = xp.zeros((1, rows.shape[1]), dtype=input.dtype, device=device(input))
     return xp.concat((rows, zero), axis=0)
-
-
-def _onehot_rows(xp, plan, n, work):
-    """``Ay`` with the RoI's image picked out: (K, PH, N * H)."""
-    k, ph, h = plan.ay.shape
-    images = xp.arange(n, dtype=xp.int64, device=device(plan.ay))
-    onehot = xp.astype((plan.batch[:, None] == images[None, :]) & plan.ok[:, None], work)
-    ay1 = xp.astype(plan.ay, work)[:, :, None, :] * onehot[:, None, :, None]
-    return xp.reshape(ay1, (k, ph, n * h))
 
 
 class _PsPlan:
