@@ -234,7 +234,9 @@ def test_invalid_rois_pool_nothing(be, no_sync):
     good = EDGE_ROIS[:2].astype(be.np_float)
     rois = np.concatenate([bad, good])
     out, arg = mv.roi_pool(be.asarray(x), be.asarray(rois), (2, 2), 1.0, return_argmax=True)
-    assert_close(out[: len(bad), ...], np.zeros((len(bad), 3, 2, 2), be.np_float), what="invalid RoIs")
+    assert_close(
+        out[: len(bad), ...], np.zeros((len(bad), 3, 2, 2), be.np_float), what="invalid RoIs"
+    )
     assert_close(arg[: len(bad), ...], np.full((len(bad), 3, 2, 2), -1, np.int32), what="argmax")
     assert_close(out[len(bad) :, ...], tv_pool(x, good, (2, 2), 1.0)[0], what="valid RoIs")
     grad = np.ones(tuple(out.shape), be.np_float)
@@ -311,7 +313,9 @@ def test_roi_pool_bad_input(be):
     with pytest.raises(TypeError, match="boxes must have the same dtype as input"):
         mv.roi_pool(x, be.asarray(np.zeros((3, 5)), dtype="int64"), 2)
     with pytest.raises(TypeError, match="input must have a real floating-point dtype"):
-        mv.roi_pool(be.asarray(np.zeros((1, 2, 4, 4), np.int64)), be.asarray(np.zeros((3, 5), np.int64)), 2)
+        mv.roi_pool(
+            be.asarray(np.zeros((1, 2, 4, 4), np.int64)), be.asarray(np.zeros((3, 5), np.int64)), 2
+        )
     out, arg = mv.roi_pool(x, rois, 2, return_argmax=True)
     with pytest.raises(ValueError, match="argmax must have grad_output's shape"):
         mv.roi_pool_backward(out, rois, arg[:1, ...], (1, 2, 4, 4))
