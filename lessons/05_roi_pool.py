@@ -29,7 +29,9 @@ from __future__ import annotations
 import numpy as np
 
 
-def roi_bins(rois: np.ndarray, output_size: tuple[int, int], spatial_scale: float, height: int, width: int):
+def roi_bins(
+    rois: np.ndarray, output_size: tuple[int, int], spatial_scale: float, height: int, width: int
+):
     """The cells of every bin: where RoI pooling quantises.
 
     rois: (K, 5)  ->  an int array of shape (K, PH, PW, 4) holding, for bin ``(ph, pw)`` of
@@ -40,7 +42,9 @@ def roi_bins(rois: np.ndarray, output_size: tuple[int, int], spatial_scale: floa
     raise NotImplementedError("lesson 05: roi_bins")
 
 
-def roi_pool(input: np.ndarray, rois: np.ndarray, output_size: tuple[int, int], spatial_scale: float = 1.0):
+def roi_pool(
+    input: np.ndarray, rois: np.ndarray, output_size: tuple[int, int], spatial_scale: float = 1.0
+):
     """Max-pool every RoI into ``output_size = (PH, PW)`` bins.
 
     input: (N, C, H, W), rois: (K, 5)  ->  (K, C, PH, PW). Empty bins give 0.

@@ -34,7 +34,11 @@ def test_csr_matmul_and_its_transpose(be, no_sync):
     assert_close(out, (s @ dense).astype(be.np_float), **tol)
     rows = rng.standard_normal((5, 3))
     back = csr_matmul(
-        be.asarray(cols), be.asarray(w), be.asarray(rows.astype(be.np_float)), transpose=True, n_cols=6
+        be.asarray(cols),
+        be.asarray(w),
+        be.asarray(rows.astype(be.np_float)),
+        transpose=True,
+        n_cols=6,
     )
     assert_close(back, (s.T @ rows).astype(be.np_float), **tol)
 
