@@ -145,7 +145,7 @@ def roi_pool_backward(grad_output, boxes, argmax, input_shape):
     plane = batch[:, None] * c + xp.arange(c, dtype=xp.int64, device=dev)[None, :]  # (K, C)
     plane = xp.where(ok[:, None], plane, xp.full_like(plane, n * c))
     base = (plane * (h * w + 1) + 1)[:, :, None, None]  # the slot of argmax 0
-    target = base + xp.astype(argmax, xp.int64)
+    target = base + argmax  # int64: what the scatter indexes with, without a conversion pass
     zeros = xp.zeros((n * c + 1) * (h * w + 1), dtype=grad_output.dtype, device=dev)
     grad = scatter_add(zeros, xp.reshape(target, (-1,)), xp.reshape(grad_output, (-1,)))
     grad = xp.reshape(grad, (n * c + 1, h * w + 1))[: n * c, 1:]
@@ -349,8 +349,10 @@ def _pool_ranks(xp, input, queries, batch, output_size):
     # Each output reads plane (batch, channel); invalid RoIs read only sentinels. The lookups
     # go plane by plane (K, C, PH * PW), so that neighbouring indices hit one cached plane.
     plane = batch[:, None] * c + xp.arange(c, dtype=xp.int64, device=dev)[None, :]  # (K, C)
-    best = xp.permute_dims(xp.reshape(best, (k, ph * pw, c)), (0, 2, 1))
-    flat = xp.reshape(xp.astype(best, xp.int64) + (plane * (hw + 1))[:, :, None], (-1,))
+    # (K * PH * PW, C) -> (K, C, PH * PW), copied (as small ints) into that order
+    best = xp.reshape(xp.permute_dims(xp.reshape(best, (k, ph * pw, c)), (0, 2, 1)), (-1,))
+    best = xp.reshape(best, (k, c, ph * pw))
+    flat = xp.reshape(best + (plane * (hw + 1))[:, :, None], (-1,))  # -> int64
     output = xp.reshape(xp.take(xp.reshape(ranked, (-1,)), flat), (k, c, ph, pw))
     argmax = xp.reshape(xp.take(xp.reshape(position, (-1,)), flat), (k, c, ph, pw))
     return output, argmax
