@@ -295,7 +295,15 @@ def _sparse_table(xp, planes, sentinel):
 
 
 def _table_max(xp, maps, queries, sentinel):
-    """Maximum over the four queried blocks of every bin: (K * PH * PW, C).
+    """Maximum over the four queried blocks of every bin: (K * PH * PW, C)."""
+    parts = [part for _, part in _table_max_blocks(xp, maps, queries, sentinel)]
+    if not parts:
+        return xp.zeros((queries.shape[0] // 4, 0), dtype=maps.dtype, device=device(maps))
+    return parts[0] if len(parts) == 1 else xp.concat(parts, axis=1)
+
+
+def _table_max_blocks(xp, maps, queries, sentinel):
+    """:func:`_table_max` a block of channels at a time: yields ``(c0, (K * PH * PW, Cb))``.
 
     ``maps`` is (N, C, H, W). They are copied once to channels-last order, so that a table
     row (one block, all channels) is contiguous and each query gathers whole rows. NumPy then
@@ -311,14 +319,10 @@ def _table_max(xp, maps, queries, sentinel):
         step = max(4, _CPU_TABLE_BYTES // (rows * planes.dtype.itemsize))
     else:
         step = max(c, 1)
-    parts = []
     for c0 in range(0, c, step):
         table = _sparse_table(xp, planes[..., c0 : c0 + step], sentinel)
         found = xp.take(table, queries, axis=0)  # (4 * K * PH * PW, Cb)
-        parts.append(xp.max(xp.reshape(found, (4, -1, found.shape[1])), axis=0))
-    if not parts:
-        return xp.zeros((queries.shape[0] // 4, 0), dtype=maps.dtype, device=device(maps))
-    return parts[0] if len(parts) == 1 else xp.concat(parts, axis=1)
+        yield c0, xp.max(xp.reshape(found, (4, -1, found.shape[1])), axis=0)
 
 
 def _pool_ranks(xp, input, queries, batch, output_size):
@@ -345,14 +349,17 @@ def _pool_ranks(xp, input, queries, batch, output_size):
     ranked = xp.concat((ranked, xp.zeros((n * c, 1), dtype=input.dtype, device=dev)), axis=1)
     position = xp.concat((position, xp.full((n * c, 1), -1, dtype=xp.int32, device=dev)), axis=1)
     rank = xp.reshape(xp.astype(rank, small), (n, c, h, w))
-    best = _table_max(xp, rank, queries, sentinel=hw)  # (K * PH * PW, C)
     # Each output reads plane (batch, channel); invalid RoIs read only sentinels. The lookups
-    # go plane by plane (K, C, PH * PW), so that neighbouring indices hit one cached plane.
+    # go plane by plane (K, C, PH * PW), so that neighbouring indices hit one cached plane:
+    # every block of channels (K * PH * PW, Cb) of best ranks is written, transposed and
+    # widened to int64 in the same pass, straight into that order.
+    flat = xp.empty((k, c, ph * pw), dtype=xp.int64, device=dev)
+    for c0, best in _table_max_blocks(xp, rank, queries, sentinel=hw):
+        cb = best.shape[1]
+        flat[:, c0 : c0 + cb, :] = xp.permute_dims(xp.reshape(best, (k, ph * pw, cb)), (0, 2, 1))
     plane = batch[:, None] * c + xp.arange(c, dtype=xp.int64, device=dev)[None, :]  # (K, C)
-    # (K * PH * PW, C) -> (K, C, PH * PW), copied (as small ints) into that order
-    best = xp.reshape(xp.permute_dims(xp.reshape(best, (k, ph * pw, c)), (0, 2, 1)), (-1,))
-    best = xp.reshape(best, (k, c, ph * pw))
-    flat = xp.reshape(best + (plane * (hw + 1))[:, :, None], (-1,))  # -> int64
+    flat += (plane * (hw + 1))[:, :, None]  # in place: no second (K, C, PH * PW) int64 array
+    flat = xp.reshape(flat, (-1,))
     output = xp.reshape(xp.take(xp.reshape(ranked, (-1,)), flat), (k, c, ph, pw))
     argmax = xp.reshape(xp.take(xp.reshape(position, (-1,)), flat), (k, c, ph, pw))
     return output, argmax
