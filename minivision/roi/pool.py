@@ -315,8 +315,12 @@ def _table_max_blocks(xp, maps, queries, sentinel):
         xp.reshape(xp.permute_dims(maps, (0, 2, 3, 1)), (n * h * w, c)), (n, h, w, c)
     )
     if is_numpy(xp):  # small tables stay in the CPU cache: several times faster
+        # NumPy's take copies rows of 2, 4, ..., 32 bytes with a fixed-size copy (other sizes
+        # go through memmove): 32-byte rows, halved while the table outgrows the budget.
         rows = sum(_table_sizes(n, h, w)) + 1
-        step = max(4, _CPU_TABLE_BYTES // (rows * planes.dtype.itemsize))
+        step = max(32 // planes.dtype.itemsize, 1)
+        while step > 1 and rows * step * planes.dtype.itemsize > _CPU_TABLE_BYTES:
+            step //= 2
     else:
         step = max(c, 1)
     for c0 in range(0, c, step):
