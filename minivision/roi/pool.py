@@ -278,6 +278,8 @@ def _sparse_table(xp, planes, sentinel):
     is the maximum of two half-size blocks of the level below: along x first, then along y.
     """
     n, h, w, cb = planes.shape
+    if is_numpy(xp):
+        return _sparse_table_numpy(xp, planes, sentinel)
     along_x = [planes]
     for s in _levels(w)[:-1]:  # block width 2s from two blocks of width s
         prev = along_x[-1]
@@ -292,6 +294,35 @@ def _sparse_table(xp, planes, sentinel):
             blocks.append(xp.reshape(table, (-1, cb)))
     blocks.append(xp.full((1, cb), sentinel, dtype=planes.dtype, device=device(planes)))
     return xp.concat(blocks, axis=0)
+
+
+def _sparse_table_numpy(xp, planes, sentinel):
+    """:func:`_sparse_table` for NumPy: each level is computed in place in the stacked table
+    (``out=``), which saves copying every level once more into it."""
+    n, h, w, cb = planes.shape
+    table = xp.empty((sum(_table_sizes(n, h, w)) + 1, cb), dtype=planes.dtype)
+    table[-1, :] = sentinel
+    start = 0
+
+    def level(hh, ww):  # the next table's rows, as an (N, hh, ww, Cb) view
+        nonlocal start
+        view = xp.reshape(table[start : start + n * hh * ww], (n, hh, ww, cb))
+        start += n * hh * ww
+        return view
+
+    prev = None
+    for s in [0, *_levels(w)[:-1]]:  # block width 2s from two blocks of width s
+        if prev is None:
+            cur = level(h, w)
+            cur[...] = planes
+        else:
+            width = prev.shape[2]
+            cur = xp.maximum(prev[:, :, : width - s], prev[:, :, s:], out=level(h, width - s))
+        prev, col = cur, cur
+        for t in _levels(h)[:-1]:  # block height 2t from two blocks of height t
+            height = col.shape[1]
+            col = xp.maximum(col[:, : height - t], col[:, t:], out=level(height - t, col.shape[2]))
+    return table
 
 
 def _table_max(xp, maps, queries, sentinel):
