@@ -325,6 +325,15 @@ def _sparse_table_numpy(xp, planes, sentinel):
     return table
 
 
+def _take(xp, a, indices, axis=None):
+    """``xp.take``; on NumPy with ``mode="wrap"``, which does not check every index the way
+    the default ``"raise"`` does -- up to twice as fast. The indices of this module are in
+    range by construction, so wrapping never happens."""
+    if is_numpy(xp):
+        return a.take(indices, axis=axis, mode="wrap")
+    return xp.take(a, indices, axis=axis)
+
+
 def _table_max(xp, maps, queries, sentinel):
     """Maximum over the four queried blocks of every bin: (K * PH * PW, C)."""
     parts = [part for _, part in _table_max_blocks(xp, maps, queries, sentinel)]
@@ -356,7 +365,7 @@ def _table_max_blocks(xp, maps, queries, sentinel):
         step = max(c, 1)
     for c0 in range(0, c, step):
         table = _sparse_table(xp, planes[..., c0 : c0 + step], sentinel)
-        found = xp.take(table, queries, axis=0)  # (4 * K * PH * PW, Cb)
+        found = _take(xp, table, queries, axis=0)  # (4 * K * PH * PW, Cb)
         yield c0, xp.max(xp.reshape(found, (4, -1, found.shape[1])), axis=0)
 
 
@@ -395,6 +404,6 @@ def _pool_ranks(xp, input, queries, batch, output_size):
     plane = batch[:, None] * c + xp.arange(c, dtype=xp.int64, device=dev)[None, :]  # (K, C)
     flat += (plane * (hw + 1))[:, :, None]  # in place: no second (K, C, PH * PW) int64 array
     flat = xp.reshape(flat, (-1,))
-    output = xp.reshape(xp.take(xp.reshape(ranked, (-1,)), flat), (k, c, ph, pw))
-    argmax = xp.reshape(xp.take(xp.reshape(position, (-1,)), flat), (k, c, ph, pw))
+    output = xp.reshape(_take(xp, xp.reshape(ranked, (-1,)), flat), (k, c, ph, pw))
+    argmax = xp.reshape(_take(xp, xp.reshape(position, (-1,)), flat), (k, c, ph, pw))
     return output, argmax
