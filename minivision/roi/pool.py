@@ -44,7 +44,7 @@ from ._rois import as_rois, check_input, float_or_number, is_numpy, output_hw, r
 __all__ = ["roi_pool", "roi_pool_backward"]
 
 FLT_MAX = 3.4028234663852886e38  # torchvision starts every bin from -FLT_MAX, in any dtype
-_CPU_TABLE_BYTES = 1 << 22  # NumPy builds tables of about this size, a block of channels at a time
+_CPU_TABLE_BYTES = 1 << 22  # NumPy builds tables of at most about this size (channel blocks)
 
 
 def roi_pool(input, boxes, output_size, spatial_scale: float = 1.0, *, return_argmax=False):
