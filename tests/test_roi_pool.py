@@ -248,6 +248,34 @@ def test_invalid_rois_pool_nothing(be, no_sync):
 # ----------------------------------------------------------------------------- properties
 
 
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+def test_roi_pool_many_channels_match_torchvision(be, no_sync, dtype):
+    """37 channels: NumPy works through the tables a block of channels at a time (the last
+    block partial in every dtype), so values, argmax and gradient cross block boundaries."""
+    if not hasattr(be.xp, dtype) or (be.name == "strict-device1" and dtype == "float64"):
+        pytest.skip(f"{be.name}: {dtype} not used")
+    x = np.concatenate([feature_map(c=3, seed=s) for s in range(13)], axis=1)[:, :37]
+    x, rois = x.astype(dtype), EDGE_ROIS.astype(dtype)
+    ref, ref_arg = tv_pool(x, rois, (3, 4), 0.5)
+    out, arg = mv.roi_pool(
+        be.asarray(x, dtype=dtype), be.asarray(rois, dtype=dtype), (3, 4), 0.5, return_argmax=True
+    )
+    assert_close(out, ref, what=f"roi_pool {dtype}")
+    assert_close(arg, ref_arg, what=f"argmax {dtype}")
+    assert_close(
+        mv.roi_pool(be.asarray(x, dtype=dtype), be.asarray(rois, dtype=dtype), (3, 4), 0.5),
+        ref,
+        what=f"roi_pool {dtype} without argmax",
+    )
+    if dtype != "float16":
+        grad = np.random.default_rng(5).standard_normal(ref.shape).astype(dtype)
+        got = mv.roi_pool_backward(
+            be.asarray(grad, dtype=dtype), be.asarray(rois, dtype=dtype), arg, x.shape
+        )
+        ref_grad = tv_pool_grad(x, rois, (3, 4), 0.5, grad)
+        assert_close(got, ref_grad, what=f"{dtype} gradient", **scatter_tolerance(be, grad))
+
+
 @st.composite
 def pool_problems(draw):
     n, c = draw(st.integers(1, 3)), draw(st.integers(1, 3))
