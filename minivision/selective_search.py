@@ -78,7 +78,7 @@ def _rgb_host(image):
                 "a float image must hold values in [0, 1], got range "
                 f"[{host.min():g}, {host.max():g}]; pass uint8 for 0..255 data"
             )
-        host = host * 255.0
+        host = np.rint(host * 255.0)  # quantised to 8 bits, as img_as_ubyte does
     elif dtype == xp.bool:
         host = host * 255.0
     if host.ndim == 2:
@@ -112,7 +112,8 @@ def selective_search(
     Parameters
     ----------
     image : array of shape (H, W, 3) or (H, W) (grey), any backend
-        RGB uint8 (0..255), float (0..1) or bool. RGBA is rejected (drop the alpha first).
+        RGB uint8 (0..255), float (0..1; rounded to 8 bits, ``rint(255 x)``) or bool (0 or
+        255). RGBA is rejected (drop the alpha first).
     mode : {"single", "fast", "quality"}
         Diversification set (module docstring table).
     strategies : sequence of str, optional

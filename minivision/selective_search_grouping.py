@@ -234,7 +234,8 @@ def texture_maps(image, sigma=1.0):
     Per channel, the first derivatives ``Gx``, ``Gy`` of a Gaussian with ``sigma`` give the
     directional derivatives at 0, 45, 90 and 135 degrees; each is split into its positive and
     negative part (8 orientations, as the paper's "8 orientations"). Each of the 8 maps is
-    divided by its maximum over the image so that it fits the 10 bins.
+    divided by its maximum over the image so that it fits the 10 bins (a map whose maximum is
+    below 1e-6, i.e. no gradient at all, is all zeros).
     """
     image = np.asarray(image, dtype=np.float64)
     g = np.array(gaussian_kernel1d(sigma))
@@ -248,7 +249,9 @@ def texture_maps(image, sigma=1.0):
     d = np.stack([gx, (gx + gy) * s, gy, (gy - gx) * s], axis=-1)  # (H, W, C, 4)
     maps = np.concatenate([np.maximum(d, 0.0), np.maximum(-d, 0.0)], axis=-1)  # (H, W, C, 8)
     top = maps.max(axis=(0, 1), keepdims=True)
-    return maps / np.where(top > 0, top, 1.0)
+    # A flat image has derivatives of rounding-error size (1e-14); dividing by their maximum
+    # would blow them up to 1. Below 1e-6 grey levels per pixel a map counts as zero.
+    return maps / np.where(top > 1e-6, top, np.inf)
 
 
 def texture_codes(maps, bins=TEXTURE_BINS):

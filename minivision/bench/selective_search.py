@@ -102,14 +102,25 @@ def summarise(best, classes):
     }
 
 
-def evaluate(dataset, methods, log=None):
-    """Run every method on every image; returns {name: summary with boxes/img and s/img}."""
-    acc = {name: {"best": [], "classes": [], "boxes": [], "seconds": []} for name in methods}
+def evaluate(dataset, methods, log=None, match=None):
+    """Run every method on every image; returns {name: summary with boxes/img and s/img}.
+
+    ``match=(ours, ref)`` adds a row "<ours> top-N": the first N of ``ours``'s ranked boxes,
+    N = the number of boxes ``ref`` gave on the same image (quality at an equal box budget).
+    """
+    names = list(methods) + ([f"{match[0]} top-N"] if match else [])
+    acc = {name: {"best": [], "classes": [], "boxes": [], "seconds": []} for name in names}
     for i, (stem, image, gt, cls) in enumerate(dataset):
+        got = {}
         for name, fn in methods.items():
             t0 = time.perf_counter()
             boxes = np.asarray(fn(image))
             acc[name]["seconds"].append(time.perf_counter() - t0)
+            got[name] = boxes
+        if match:
+            got[names[-1]] = got[match[0]][: len(got[match[1]])]
+            acc[names[-1]]["seconds"].append(acc[match[0]]["seconds"][-1])
+        for name, boxes in got.items():
             acc[name]["boxes"].append(len(boxes))
             acc[name]["best"].extend(best_iou(gt, boxes).tolist())
             acc[name]["classes"].extend(cls.tolist())
@@ -168,7 +179,7 @@ def bench_quality(repeats: int) -> list[Row]:
         return []
     limit = os.environ.get("MINIVISION_SS_LIMIT")
     dataset = load_dataset(path, limit=int(limit) if limit else None)
-    results = evaluate(dataset, _methods("fast"))
+    results = evaluate(dataset, _methods("fast"), match=("minivision fast", "opencv fast"))
     for name, s in results.items():
         print(_format(name, s))
     ours, ref = results["minivision fast"], results["opencv fast"]
@@ -213,7 +224,8 @@ def main(argv=None):
         if args.json:
             Path(args.json).write_text(json.dumps(summary, indent=1))
 
-    evaluate(dataset, _methods(args.mode), log=log)
+    m = _methods(args.mode)
+    evaluate(dataset, m, log=log, match=tuple(m))
 
 
 if __name__ == "__main__":
