@@ -20,6 +20,7 @@ from .conv_transpose import conv_transpose2d, conv_transpose2d_backward
 from .nms import batched_nms, nms, soft_nms
 from .pool import avg_pool2d, avg_pool2d_backward, max_pool2d, max_pool2d_backward
 from .segmentation import felzenszwalb
+from .selective_search import selective_search
 
 __version__ = "0.1.0"
 
@@ -45,4 +46,5 @@ __all__ = [
     "avg_pool2d",
     "avg_pool2d_backward",
     "felzenszwalb",
+    "selective_search",
 ]

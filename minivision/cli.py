@@ -1,4 +1,4 @@
-"""The command line: ``minivision tour | check | bench``."""
+"""The command line: ``minivision tour | check | bench | proposals``."""
 
 from __future__ import annotations
 
@@ -39,6 +39,15 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument(
         "--repeats", type=int, default=15, help="timed calls per entry (default: %(default)s)"
     )
+    pr = sub.add_parser(
+        "proposals", help="selective search region proposals for a folder of images"
+    )
+    pr.add_argument("images", metavar="IMAGES_DIR", help="folder of images (jpg, png, ...)")
+    pr.add_argument("--out", required=True, metavar="FILE", help="output .npz (resumed if present)")
+    pr.add_argument(
+        "--mode", default="fast", choices=("single", "fast", "quality"), help="default: fast"
+    )
+    pr.add_argument("--workers", type=int, default=None, help="processes (default: every CPU core)")
     return p
 
 
@@ -61,6 +70,13 @@ def main(argv=None) -> int:
             from .bench import run
 
             run(args.ops, repeats=args.repeats)
+            return 0
+        if args.command == "proposals":
+            from .proposals import run_proposals
+
+            results = run_proposals(args.images, args.out, args.mode, args.workers)
+            n = sum(len(b) for b in results.values())
+            print(f"minivision proposals: {len(results)} images, {n} boxes in {args.out}")
             return 0
     except (FileNotFoundError, ValueError) as err:
         print(f"minivision {args.command}: {err}", file=sys.stderr)

@@ -31,7 +31,7 @@ from __future__ import annotations
 import operator
 
 from ._backend import array_namespace, from_numpy, to_numpy
-from .selective_search_grouping import STRATEGIES, proposals_host
+from .selective_search_grouping import STRATEGIES, proposals_host, rgb_from_host
 
 __all__ = ["selective_search", "MODES"]
 
@@ -43,7 +43,7 @@ MODES = {
 
 
 def _rgb_host(image):
-    """The image as a host (H, W, 3) float64 RGB array in [0, 255]; checks shape and dtype."""
+    """Check shape and dtype (metadata only); return the host (H, W, 3) float64 RGB image."""
     xp = array_namespace(image)
     if image.ndim not in (2, 3):
         raise ValueError(
@@ -63,29 +63,9 @@ def _rgb_host(image):
     dtype = image.dtype
     is_float = xp.isdtype(dtype, "real floating")
     if not (is_float or dtype == xp.uint8 or dtype == xp.bool):
-        raise TypeError(
-            f"image must be uint8 (0..255), float (0..1) or bool, got dtype {dtype}"
-        )
-    host = to_numpy(image)
-    import numpy as np  # noqa: TID251 -- host island (see module docstring)
-
-    host = np.asarray(host, dtype=np.float64)
-    if is_float:
-        if not np.isfinite(host).all():
-            raise ValueError("image must not contain NaN or infinite values")
-        if host.min() < 0.0 or host.max() > 1.0:
-            raise ValueError(
-                "a float image must hold values in [0, 1], got range "
-                f"[{host.min():g}, {host.max():g}]; pass uint8 for 0..255 data"
-            )
-        host = np.rint(host * 255.0)  # quantised to 8 bits, as img_as_ubyte does
-    elif dtype == xp.bool:
-        host = host * 255.0
-    if host.ndim == 2:
-        host = host[..., None]
-    if host.shape[2] == 1:
-        host = np.repeat(host, 3, axis=2)
-    return host
+        raise TypeError(f"image must be uint8 (0..255), float (0..1) or bool, got dtype {dtype}")
+    kind = "float" if is_float else ("bool" if dtype == xp.bool else "uint8")
+    return rgb_from_host(to_numpy(image), kind)
 
 
 def _ks(scale, default):

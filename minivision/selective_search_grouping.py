@@ -47,6 +47,7 @@ __all__ = [
     "COLOUR_BINS",
     "TEXTURE_BINS",
     "STRATEGIES",
+    "rgb_from_host",
     "convert_colour",
     "region_neighbours",
     "colour_codes",
@@ -75,13 +76,41 @@ COLOUR_SPACES = ("rgb", "hsv", "lab", "rgi", "h", "i")
 # ----------------------------------------------------------------------------- colour spaces
 
 
+def rgb_from_host(host, kind):
+    """A host image (H, W), (H, W, 1) or (H, W, 3) -> (H, W, 3) float64 RGB in [0, 255].
+
+    ``kind`` is ``"uint8"`` (as is), ``"bool"`` (0 or 255) or ``"float"`` (values in [0, 1],
+    rounded to 8 bits: ``rint(255 x)``; NaN, infinities and values outside [0, 1] raise
+    ValueError). Grey images are repeated into three equal channels.
+    """
+    host = np.asarray(host, dtype=np.float64)
+    if kind == "float":
+        if not np.isfinite(host).all():
+            raise ValueError("image must not contain NaN or infinite values")
+        if host.min() < 0.0 or host.max() > 1.0:
+            raise ValueError(
+                "a float image must hold values in [0, 1], got range "
+                f"[{host.min():g}, {host.max():g}]; pass uint8 for 0..255 data"
+            )
+        host = np.rint(host * 255.0)  # quantised to 8 bits, as img_as_ubyte does
+    elif kind == "bool":
+        host = host * 255.0
+    if host.ndim == 2:
+        host = host[..., None]
+    if host.shape[2] == 1:
+        host = np.repeat(host, 3, axis=2)
+    return host
+
+
 def _hsv(rgb):
     """(H, W, 3) float RGB in [0, 255] -> HSV, each channel scaled to [0, 255]."""
     r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
     v = rgb.max(axis=-1)
     c = v - rgb.min(axis=-1)
     safe = np.where(c > 0, c, 1.0)
-    h = np.where(v == r, (g - b) / safe, np.where(v == g, 2.0 + (b - r) / safe, 4.0 + (r - g) / safe))
+    h = np.where(
+        v == r, (g - b) / safe, np.where(v == g, 2.0 + (b - r) / safe, 4.0 + (r - g) / safe)
+    )
     h = np.where(c > 0, (h / 6.0) % 1.0, 0.0)
     s = np.where(v > 0, c / np.where(v > 0, v, 1.0), 0.0)
     return np.stack([h * 255.0, s * 255.0, v], axis=-1)
@@ -360,7 +389,9 @@ def group(colour_hist, texture_hist, boxes, sizes, pairs, strategy="CTSF"):
     for a, b in pairs.tolist():
         nbrs[a].add(b)
         nbrs[b].add(a)
-    sims = _pair_similarity(feat, size, box, pairs[:, 0], pairs[:, 1], use_size, use_fill, image_size)
+    sims = _pair_similarity(
+        feat, size, box, pairs[:, 0], pairs[:, 1], use_size, use_fill, image_size
+    )
     heap = list(zip((-sims).tolist(), pairs[:, 0].tolist(), pairs[:, 1].tolist()))
     heapq.heapify(heap)
     alive = np.zeros(max(total, 1), dtype=bool)

@@ -149,7 +149,9 @@ def _group_textbook(ch, th, boxes, sizes, pairs, strategy):
         feats.append(ch)
     if "T" in strategy:
         feats.append(th)
-    feat = {i: (np.concatenate([f[i] for f in feats]) if feats else None) for i in range(len(sizes))}
+    feat = {
+        i: (np.concatenate([f[i] for f in feats]) if feats else None) for i in range(len(sizes))
+    }
     size = {i: float(s) for i, s in enumerate(sizes)}
     box = {i: boxes[i].copy() for i in range(len(sizes))}
     nbr = {tuple(p) for p in pairs.tolist()}
@@ -174,7 +176,9 @@ def _group_textbook(ch, th, boxes, sizes, pairs, strategy):
         size[t] = size[i] + size[j]
         if feats:
             feat[t] = (size[i] * feat[i] + size[j] * feat[j]) / size[t]
-        box[t] = np.concatenate([np.minimum(box[i][:2], box[j][:2]), np.maximum(box[i][2:], box[j][2:])])
+        box[t] = np.concatenate(
+            [np.minimum(box[i][:2], box[j][:2]), np.maximum(box[i][2:], box[j][2:])]
+        )
         new = set()
         for a, b in nbr:
             if {a, b} == {i, j}:
@@ -192,7 +196,9 @@ def test_grouping_equals_textbook_loop(crop, strategy):
     _, n, ch, th, boxes, sizes, pairs = _setup(crop[:40, :48], k=30)
     assert n > 10
     h = g.group(ch, th, boxes, sizes, pairs, strategy)
-    assert h.merges.tolist() == [list(m) for m in _group_textbook(ch, th, boxes, sizes, pairs, strategy)]
+    assert h.merges.tolist() == [
+        list(m) for m in _group_textbook(ch, th, boxes, sizes, pairs, strategy)
+    ]
 
 
 def test_hierarchy_invariants(crop):
@@ -280,7 +286,8 @@ def test_grey_float_bool_inputs(crop):
     small = crop[:32, :40]
     grey = small.mean(axis=2).astype(np.uint8)
     np.testing.assert_array_equal(
-        selective_search(grey, "single"), selective_search(np.repeat(grey[..., None], 3, 2), "single")
+        selective_search(grey, "single"),
+        selective_search(np.repeat(grey[..., None], 3, 2), "single"),
     )
     np.testing.assert_array_equal(
         selective_search(grey[..., None], "single"), selective_search(grey, "single")

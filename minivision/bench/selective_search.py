@@ -166,9 +166,7 @@ def bench_selective_search(repeats: int) -> list[Row]:
             max(1, min(repeats, 3)),
             warmup=1,
         )
-        rows.append(
-            Row("ss fast", f"coco {stem[-4:]} {w}x{h}", mine, theirs, "cv2 SS fast")
-        )
+        rows.append(Row("ss fast", f"coco {stem[-4:]} {w}x{h}", mine, theirs, "cv2 SS fast"))
     return rows
 
 
