@@ -347,3 +347,17 @@ def test_input_not_mutated(crop):
     before = crop.copy()
     selective_search(crop, "single")
     np.testing.assert_array_equal(crop, before)
+
+
+def test_tour_stage_draws_proposals(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from minivision.tour import STAGES, stage_proposals
+
+    assert stage_proposals in STAGES
+    image = np.ascontiguousarray(data.astronaut()[::4, ::4])  # 128 x 128, to keep it quick
+    stage = stage_proposals(image, tmp_path, False)
+    assert stage.figures == ["03_proposals.png"]
+    assert (tmp_path / "03_proposals.png").stat().st_size > 10_000
+    assert "distinct boxes" in stage.text
