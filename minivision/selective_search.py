@@ -85,7 +85,15 @@ def _ks(scale, default):
 
 
 def selective_search(
-    image, mode="fast", *, strategies=None, scale=None, sigma=0.8, min_size=None, seed=0
+    image,
+    mode="fast",
+    *,
+    strategies=None,
+    scale=None,
+    sigma=0.8,
+    min_size=None,
+    seed=0,
+    threads=None,
 ):
     """Selective search region proposals: boxes ranked as the paper ranks them.
 
@@ -106,6 +114,9 @@ def selective_search(
         F&H minimum segment size; default: equal to each ``k`` (the official code's choice).
     seed : int
         Seed of the ranking's random factor; the same seed gives the same boxes in the same order.
+    threads : int, optional
+        Threads for the colour spaces, which are searched independently (default: one per CPU
+        core). The result does not depend on it.
 
     Returns
     -------
@@ -152,6 +163,10 @@ def selective_search(
             raise ValueError(f"min_size must be >= 0, got {min_size}")
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise TypeError(f"seed must be an int, got {seed!r}")
+    if threads is not None and (
+        isinstance(threads, bool) or not isinstance(threads, int) or threads < 1
+    ):
+        raise ValueError(f"threads must be a positive int or None, got {threads!r}")
     rgb = _rgb_host(image)
-    boxes = proposals_host(rgb, spaces, ks, strategies, float(sigma), min_size, seed)
+    boxes = proposals_host(rgb, spaces, ks, strategies, float(sigma), min_size, seed, threads)
     return from_numpy(boxes, like=image)

@@ -36,6 +36,8 @@ from __future__ import annotations
 
 import heapq
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
 import numpy as np
@@ -454,29 +456,46 @@ def rank_boxes(hierarchies, rng):
     return boxes[np.sort(first)]
 
 
-def proposals_host(rgb, spaces, ks, strategies, sigma, min_size, seed):
+def _hierarchies_of(rgb, space, ks, strategies, sigma, min_size):
+    """All hierarchies of one colour space: one F&H per ``k``, one grouping per strategy."""
+    img = convert_colour(rgb, space)
+    img_u8 = np.rint(img).astype(np.uint8)
+    ccodes = colour_codes(img)
+    tcodes = texture_codes(texture_maps(img))
+    cw, tw = img.shape[-1] * COLOUR_BINS, tcodes.shape[1] * TEXTURE_BINS
+    out = []
+    for k in ks:
+        ms = int(k) if min_size is None else min_size
+        labels = felzenszwalb(img_u8, scale=k, sigma=sigma, min_size=ms)
+        n = int(labels.max()) + 1
+        ch = histograms(ccodes, labels, n, cw)
+        th = histograms(tcodes, labels, n, tw)
+        boxes, sizes = region_boxes(labels, n)
+        pairs = region_neighbours(labels)
+        out.extend(group(ch, th, boxes, sizes, pairs, strategy) for strategy in strategies)
+    return out
+
+
+def proposals_host(rgb, spaces, ks, strategies, sigma, min_size, seed, threads=None):
     """Selective search on a host (H, W, 3) float64 RGB image in [0, 255].
 
     For every colour space and every ``k``: one F&H segmentation of the image in that space
     (``min_size`` = k unless given), the histograms of its regions, then one hierarchy per
     strategy. Returns the ranked, deduplicated (N, 4) float64 boxes.
+
+    The colour spaces are independent, so they run in a pool of ``threads`` threads (default:
+    one per CPU core, at most one per colour space); NumPy releases the GIL in the heavy array
+    work. The hierarchies are collected in a fixed order and the random ranking factors are
+    drawn afterwards, so the result does not depend on ``threads``.
     """
     rng = np.random.default_rng(seed)
-    hierarchies = []
-    for space in spaces:
-        img = convert_colour(rgb, space)
-        img_u8 = np.rint(img).astype(np.uint8)
-        ccodes = colour_codes(img)
-        tcodes = texture_codes(texture_maps(img))
-        cw, tw = img.shape[-1] * COLOUR_BINS, tcodes.shape[1] * TEXTURE_BINS
-        for k in ks:
-            ms = int(k) if min_size is None else min_size
-            labels = felzenszwalb(img_u8, scale=k, sigma=sigma, min_size=ms)
-            n = int(labels.max()) + 1
-            ch = histograms(ccodes, labels, n, cw)
-            th = histograms(tcodes, labels, n, tw)
-            boxes, sizes = region_boxes(labels, n)
-            pairs = region_neighbours(labels)
-            for strategy in strategies:
-                hierarchies.append(group(ch, th, boxes, sizes, pairs, strategy))
-    return rank_boxes(hierarchies, rng)
+    if threads is None:
+        threads = os.cpu_count() or 1
+    threads = max(1, min(int(threads), len(spaces)))
+    args = (ks, strategies, sigma, min_size)
+    if threads == 1:
+        per_space = [_hierarchies_of(rgb, space, *args) for space in spaces]
+    else:
+        with ThreadPoolExecutor(threads) as pool:
+            per_space = list(pool.map(lambda space: _hierarchies_of(rgb, space, *args), spaces))
+    return rank_boxes([h for hs in per_space for h in hs], rng)

@@ -248,7 +248,7 @@ def test_rank_boxes_formula():
 
 def test_proposals_ranked_unique_deterministic(crop):
     a = selective_search(crop, "fast", seed=3)
-    b = selective_search(crop, "fast", seed=3)
+    b = selective_search(crop, "fast", seed=3, threads=1)
     c = selective_search(crop, "fast", seed=4)
     np.testing.assert_array_equal(a, b)
     assert a.dtype == np.float64 and a.shape[1] == 4
@@ -331,6 +331,7 @@ def test_tiny_images():
         (dict(min_size=2.5), TypeError, "min_size"),
         (dict(min_size=-1), ValueError, "min_size"),
         (dict(seed=1.5), TypeError, "seed"),
+        (dict(threads=0), ValueError, "threads"),
     ],
 )
 def test_bad_input(kwargs, exc, match):
