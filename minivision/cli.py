@@ -39,6 +39,12 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument(
         "--repeats", type=int, default=15, help="timed calls per entry (default: %(default)s)"
     )
+    b.add_argument(
+        "--data",
+        default=None,
+        metavar="DIR",
+        help="YOLO-format dataset for the ss_quality entry (default: ../shared/data/coco128-train)",
+    )
     pr = sub.add_parser(
         "proposals", help="selective search region proposals for a folder of images"
     )
@@ -67,8 +73,12 @@ def main(argv=None) -> int:
             print(report.text())
             return 0 if report.ok else 1
         if args.command == "bench":
+            import os
+
             from .bench import run
 
+            if args.data is not None:
+                os.environ["MINIVISION_COCO128"] = args.data
             run(args.ops, repeats=args.repeats)
             return 0
         if args.command == "proposals":

@@ -272,6 +272,10 @@ def test_modes_nest(crop):
     fast_set = {tuple(b) for b in fast.tolist()}
     assert {tuple(b) for b in single.tolist()} <= fast_set
     assert len(fast) > len(single)
+    # "quality" adds rgI, H, I, k = 150 and 300, and the F and S strategies to "fast"
+    quality = selective_search(crop, "quality")
+    assert fast_set <= {tuple(b) for b in quality.tolist()}
+    assert len(quality) > len(fast)
 
 
 def test_every_backend_equals_numpy(be, crop):
@@ -362,3 +366,30 @@ def test_tour_stage_draws_proposals(tmp_path):
     assert stage.figures == ["03_proposals.png"]
     assert (tmp_path / "03_proposals.png").stat().st_size > 10_000
     assert "distinct boxes" in stage.text
+
+
+def test_quality_measures_by_hand():
+    from minivision.bench.selective_search import summarise, topk_best_iou
+
+    best = np.array([0.9, 0.6, 0.4, 0.75])
+    classes = np.array([0, 0, 1, 2])
+    s = summarise(best, classes)
+    assert s["recall@0.5"] == 0.75 and s["recall@0.7"] == 0.5
+    assert s["MABO"] == pytest.approx(((0.9 + 0.6) / 2 + 0.4 + 0.75) / 3)
+    gt = np.array([[0.0, 0.0, 10.0, 10.0]])
+    props = np.array([[0.0, 0.0, 5.0, 10.0], [0.0, 0.0, 10.0, 10.0], [50.0, 50, 60, 60]])
+    np.testing.assert_array_equal(topk_best_iou(gt, props, [1, 2, 10]), [[0.5], [1.0], [1.0]])
+
+
+def test_quality_entry_on_a_tiny_dataset(tmp_path, monkeypatch):
+    from skimage import io
+
+    from minivision.bench.selective_search import bench_quality
+
+    (tmp_path / "images").mkdir()
+    (tmp_path / "labels").mkdir()
+    io.imsave(tmp_path / "images" / "a.jpg", data.astronaut()[::8, ::8], check_contrast=False)
+    (tmp_path / "labels" / "a.txt").write_text("0 0.5 0.3 0.4 0.4\n1 0.2 0.8 0.2 0.2\n")
+    monkeypatch.setenv("MINIVISION_COCO128", str(tmp_path))
+    rows = bench_quality(1)
+    assert len(rows) == 1 and rows[0].minivision_ms > 0 and rows[0].reference_ms > 0
