@@ -31,6 +31,7 @@ from .roi import (
     roi_pool_backward,
 )
 from .segmentation import felzenszwalb
+from .selective_search import selective_search
 
 __version__ = "0.1.0"
 
@@ -65,4 +66,5 @@ __all__ = [
     "multiscale_roi_align",
     "level_mapper",
     "infer_scale",
+    "selective_search",
 ]

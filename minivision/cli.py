@@ -1,4 +1,4 @@
-"""The command line: ``minivision tour | check | bench``."""
+"""The command line: ``minivision tour | check | bench | proposals``."""
 
 from __future__ import annotations
 
@@ -39,6 +39,21 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument(
         "--repeats", type=int, default=15, help="timed calls per entry (default: %(default)s)"
     )
+    b.add_argument(
+        "--data",
+        default=None,
+        metavar="DIR",
+        help="YOLO-format dataset for the ss_quality entry (default: ../shared/data/coco128-train)",
+    )
+    pr = sub.add_parser(
+        "proposals", help="selective search region proposals for a folder of images"
+    )
+    pr.add_argument("images", metavar="IMAGES_DIR", help="folder of images (jpg, png, ...)")
+    pr.add_argument("--out", required=True, metavar="FILE", help="output .npz (resumed if present)")
+    pr.add_argument(
+        "--mode", default="fast", choices=("single", "fast", "quality"), help="default: fast"
+    )
+    pr.add_argument("--workers", type=int, default=None, help="processes (default: every CPU core)")
     return p
 
 
@@ -58,9 +73,20 @@ def main(argv=None) -> int:
             print(report.text())
             return 0 if report.ok else 1
         if args.command == "bench":
+            import os
+
             from .bench import run
 
+            if args.data is not None:
+                os.environ["MINIVISION_COCO128"] = args.data
             run(args.ops, repeats=args.repeats)
+            return 0
+        if args.command == "proposals":
+            from .proposals import run_proposals
+
+            results = run_proposals(args.images, args.out, args.mode, args.workers)
+            n = sum(len(b) for b in results.values())
+            print(f"minivision proposals: {len(results)} images, {n} boxes in {args.out}")
             return 0
     except (FileNotFoundError, ValueError) as err:
         print(f"minivision {args.command}: {err}", file=sys.stderr)

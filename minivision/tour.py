@@ -291,7 +291,56 @@ def stage_roi_crops(image, out: Path, default: bool) -> Stage:
     return Stage("RoI crops (lessons 05 and 07)", text, ["05_roi_grid.png", "05_roi_crops.png"])
 
 
-STAGES = [stage_boxes, stage_features, stage_segmentation, stage_nms, stage_roi_crops]
+def stage_proposals(image, out: Path, default: bool) -> Stage:
+    import time
+
+    import matplotlib.pyplot as plt
+
+    from .selective_search import selective_search
+    from .viz import draw_boxes, show_image
+
+    t0 = time.perf_counter()
+    props = selective_search(image, "fast")
+    seconds = time.perf_counter() - t0
+    top = 30
+    fig, axes = plt.subplots(1, 2, figsize=(12, 6))
+    show_image(axes[0], image, f"the top {top} of {len(props)} proposals")
+    draw_boxes(axes[0], props[:top], linewidth=1.5)
+    truth, names = demo_boxes(image.shape, default)
+    best = B.box_iou(truth, props)  # (objects, proposals)
+    pick = best.argmax(axis=1)
+    show_image(axes[1], image, "the best proposal for each object")
+    draw_boxes(
+        axes[1],
+        props[pick],
+        [f"{n} {best[i, pick[i]]:.2f}" for i, n in enumerate(names)],
+        linewidth=2.0,
+    )
+    fig.tight_layout()
+    fig.savefig(out / "03_proposals.png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    found = ", ".join(
+        f"{n} {best[i, pick[i]]:.2f} (rank {int(pick[i]) + 1})" for i, n in enumerate(names)
+    )
+    text = (
+        f"Selective search, fast mode (HSV and Lab, k = 50 and 100, colour+texture+size+fill and "
+        f"texture+size+fill: 8 hierarchies): {len(props)} distinct boxes in {seconds:.1f} s. "
+        "Starting from the graph segmentation, the two most similar neighbouring regions are "
+        "merged again and again until one region is left; every region on the way is a "
+        "proposal, and the paper's ranking puts the large, late ones first. Best IoU with "
+        f"each {'object' if default else 'demo box'} (and the rank of that proposal): {found}."
+    )
+    return Stage("Selective search proposals (lesson 03)", text, ["03_proposals.png"])
+
+
+STAGES = [
+    stage_boxes,
+    stage_features,
+    stage_segmentation,
+    stage_proposals,
+    stage_nms,
+    stage_roi_crops,
+]
 
 
 def write_index(out: Path, source: str, stages: list[Stage]) -> Path:
