@@ -128,7 +128,7 @@ class BoxCoder:
             props, _ = _concat_list("proposals", proposals)
             targets = self.encode(ref, props)
             starts = [sum(counts[:i]) for i in range(len(counts))]
-            return tuple(targets[s : s + n] for s, n in zip(starts, counts))
+            return tuple(targets[s : s + n, :] for s, n in zip(starts, counts))
         xp = namespace_of(reference_boxes=reference_boxes, proposals=proposals)
         _check_float_boxes(xp, reference_boxes, "reference_boxes")
         _check_float_boxes(xp, proposals, "proposals")
@@ -195,7 +195,7 @@ class BoxCoder:
         n = out.shape[0]
         if as_list and n > 0:
             return out  # (N, K, 4)
-        return xp.reshape(out, (n, -1))  # (N, K, 4) -> (N, 4K), interleaved per set
+        return xp.reshape(out, (n, rel_codes.shape[1]))  # (N, K, 4) -> (N, 4K), interleaved
 
     def _check_decode(self, xp, rel_codes, boxes):
         _check_float_boxes(xp, boxes, "boxes", floating=False)
@@ -233,10 +233,11 @@ class BoxCoder:
         ``x1, y1, x2, y2``::
 
             dL/dt_x = (g1 + g3) * w / w_x
-            dL/dt_w = 0.5 * (g3 - g1) * e * w / w_w    (0 where t_w / w_w > clip)
+            dL/dt_w = 0.5 * (g3 - g1) * e * w / w_w    (0 where t_w / w_w >= clip)
 
-        and the same in y. The clamp passes the gradient where ``t_w / w_w <= clip`` (equality
-        included), as ``torch.clamp`` does. Device-pure.
+        and the same in y. The clamp passes the gradient only where ``t_w / w_w < clip``:
+        exactly at the clamp value ``torch.clamp``'s gradient is already 0, and so is ours.
+        Device-pure.
         """
         xp = namespace_of(grad_output=grad_output, rel_codes=rel_codes, boxes=boxes)
         self._check_decode(xp, rel_codes, boxes)
@@ -262,8 +263,8 @@ class BoxCoder:
             (
                 g_cx * w / wx,
                 g_cy * h / wy,
-                xp.where(raw_w <= clip, g_pw * ew * w, zero) / ww,
-                xp.where(raw_h <= clip, g_ph * eh * h, zero) / wh,
+                xp.where(raw_w < clip, g_pw * ew * w, zero) / ww,
+                xp.where(raw_h < clip, g_ph * eh * h, zero) / wh,
             ),
             axis=2,
         )  # (N, K, 4)
