@@ -4,6 +4,8 @@ The public functions mirror ``torchvision.ops`` (names, argument order, semantic
 is one algorithm and one lesson (see ``lessons/README.md``).
 """
 
+from .anchors import AnchorGenerator, DefaultBoxGenerator
+from .box_coder import BoxCoder
 from .boxes import (
     box_area,
     box_convert,
@@ -15,7 +17,9 @@ from .boxes import (
     masks_to_boxes,
     remove_small_boxes,
 )
+from .matcher import BalancedPositiveNegativeSampler, Matcher, balanced_sample
 from .nms import batched_nms, nms, soft_nms
+from .rpn import concat_box_prediction_layers, rpn_proposals, top_k
 
 __version__ = "0.1.0"
 
@@ -32,4 +36,13 @@ __all__ = [
     "nms",
     "batched_nms",
     "soft_nms",
+    "AnchorGenerator",
+    "DefaultBoxGenerator",
+    "BoxCoder",
+    "Matcher",
+    "BalancedPositiveNegativeSampler",
+    "balanced_sample",
+    "rpn_proposals",
+    "concat_box_prediction_layers",
+    "top_k",
 ]

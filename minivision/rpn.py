@@ -267,5 +267,6 @@ def rpn_proposals(
     boxes, scores, lvl = xp.take(boxes, keep, axis=0), xp.take(scores, keep), xp.take(lvl, keep)
 
     # 4. NMS within each level; 5. the best post_nms_top_n
-    kept = batched_nms(boxes, scores, lvl, nms_thresh)[:post_nms_top_n]
+    kept = batched_nms(boxes, scores, lvl, nms_thresh)
+    kept = kept[: min(post_nms_top_n, kept.shape[0])]
     return xp.take(boxes, kept, axis=0), xp.take(scores, kept)
