@@ -206,15 +206,19 @@ class AnchorGenerator:
         xp = array_namespace(like)
         dev = device(like)
         out = []
+        on_x = xp.asarray([1, 0, 1, 0], dtype=like.dtype, device=dev)  # which columns move with x
+        on_y = xp.asarray([0, 1, 0, 1], dtype=like.dtype, device=dev)
         for (gh, gw), (sh, sw), base in zip(grid_sizes, strides, self.cell_anchors(like=like)):
             # the shifts are integers (int32 in torchvision), exact in the anchors' dtype
             shift_x = xp.astype(xp.arange(gw, dtype=xp.int32, device=dev) * sw, like.dtype)
             shift_y = xp.astype(xp.arange(gh, dtype=xp.int32, device=dev) * sh, like.dtype)
-            sy, sx = xp.meshgrid(shift_y, shift_x, indexing="ij")  # (H, W) each
-            sx, sy = xp.reshape(sx, (-1,)), xp.reshape(sy, (-1,))
-            shifts = xp.stack((sx, sy, sx, sy), axis=1)  # (H*W, 4)
-            # (H*W, 1, 4) + (1, A, 4) -> (H*W, A, 4) -> (H*W*A, 4): cells outer, anchors inner
-            out.append(xp.reshape(shifts[:, None, :] + base[None, :, :], (-1, 4)))
+            # (W, 1, 4) + (1, A, 4) -> (W, A, 4): the anchors of one row of cells (small) ...
+            row = shift_x[:, None, None] * on_x + base[None, :, :]
+            # ... (1, W, A, 4) + (H, 1, 1, 4) -> (H, W, A, 4): every row, in one pass over the
+            # output. Adding 0 to the other coordinate is exact, so the values are torchvision's
+            # shift + base; the order is cells row-major, anchors inner.
+            level = row[None, :, :, :] + shift_y[:, None, None, None] * on_y
+            out.append(xp.reshape(level, (-1, 4)))
         return out
 
     def __call__(self, image_size, feature_maps, *, like=None, per_level=False):
