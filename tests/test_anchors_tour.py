@@ -22,7 +22,7 @@ def test_anchor_stage_on_the_default_image(tmp_path):
     # every object gets positives (the low-quality rule), and the text says how many
     assert "65472 anchors" in stage.text
     counts = [
-        int(part.split()[0])
+        int(part.split()[-1])
         for part in stage.text.split("Positives per object: ")[1].split(";")[0].split(", ")
     ]
     assert len(counts) == 6 and min(counts) >= 1
