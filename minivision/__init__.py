@@ -4,6 +4,8 @@ The public functions mirror ``torchvision.ops`` (names, argument order, semantic
 is one algorithm and one lesson (see ``lessons/README.md``).
 """
 
+from .anchors import AnchorGenerator, DefaultBoxGenerator
+from .box_coder import BoxCoder
 from .boxes import (
     box_area,
     box_convert,
@@ -17,6 +19,7 @@ from .boxes import (
 )
 from .conv import conv2d, conv2d_backward
 from .conv_transpose import conv_transpose2d, conv_transpose2d_backward
+from .matcher import BalancedPositiveNegativeSampler, Matcher, balanced_sample
 from .nms import batched_nms, nms, soft_nms
 from .pool import avg_pool2d, avg_pool2d_backward, max_pool2d, max_pool2d_backward
 from .roi import (
@@ -30,6 +33,7 @@ from .roi import (
     roi_pool,
     roi_pool_backward,
 )
+from .rpn import concat_box_prediction_layers, rpn_proposals, top_k
 from .segmentation import felzenszwalb
 from .selective_search import selective_search
 
@@ -67,4 +71,13 @@ __all__ = [
     "level_mapper",
     "infer_scale",
     "selective_search",
+    "AnchorGenerator",
+    "DefaultBoxGenerator",
+    "BoxCoder",
+    "Matcher",
+    "BalancedPositiveNegativeSampler",
+    "balanced_sample",
+    "rpn_proposals",
+    "concat_box_prediction_layers",
+    "top_k",
 ]

@@ -333,11 +333,77 @@ def stage_proposals(image, out: Path, default: bool) -> Stage:
     return Stage("Selective search proposals (lesson 03)", text, ["03_proposals.png"])
 
 
+def stage_anchors(image, out: Path, default: bool) -> Stage:
+    import matplotlib.pyplot as plt
+
+    from .anchors import AnchorGenerator
+    from .matcher import Matcher
+    from .viz import COLORS, draw_boxes, show_image
+
+    boxes, names = demo_boxes(image.shape, default)
+    h, w = image.shape[:2]
+    padded = (-(-h // 64) * 64, -(-w // 64) * 64)  # a batch padded to the coarsest stride
+    strides = (4, 8, 16, 32, 64)
+    gen = AnchorGenerator(((32,), (64,), (128,), (256,), (512,)), ((0.5, 1.0, 2.0),) * 5)
+    grids = [(padded[0] // s, padded[1] // s) for s in strides]
+    anchors = gen(padded, grids, like=np.zeros(1))
+    level = np.repeat(np.arange(5), [3 * gh * gw for gh, gw in grids])
+    iou = B.box_iou(boxes, anchors)  # (objects, anchors)
+    matches = Matcher(0.7, 0.3, allow_low_quality_matches=True)(iou)
+    best = iou.max(axis=0)
+    positive = np.flatnonzero(matches >= 0)
+    promoted = positive[best[positive] < 0.7]
+
+    fig, axes = plt.subplots(1, 2, figsize=(13, 6), gridspec_kw={"width_ratios": [1.1, 1]})
+    show_image(axes[0], image, f"{len(positive)} positive anchors of {len(anchors)}")
+    draw_boxes(
+        axes[0],
+        anchors[positive],
+        colors=[COLORS[m % len(COLORS)] for m in matches[positive]],
+        linewidth=0.8,
+    )
+    draw_boxes(
+        axes[0],
+        boxes,
+        names,
+        colors=[COLORS[i % len(COLORS)] for i in range(len(boxes))],
+        linewidth=2.5,
+    )
+    axes[0].axis("off")
+    edges = np.linspace(0, 1, 51)
+    axes[1].hist(best[best > 0], bins=edges, color="#4363d8", log=True)
+    for t, label in ((0.3, "background below 0.3"), (0.7, "object from 0.7")):
+        axes[1].axvline(t, color="#e6194b", linestyle="--")
+        axes[1].text(t + 0.01, axes[1].get_ylim()[1] * 0.3, label, color="#e6194b", fontsize=9)
+    axes[1].set_xlabel("best IoU of an anchor with any object")
+    axes[1].set_ylabel("anchors (log scale)")
+    axes[1].set_title(f"{np.sum(best == 0)} anchors overlap nothing (not shown)")
+    fig.tight_layout()
+    fig.savefig(out / "06_anchors.png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+
+    per_object = np.bincount(matches[positive], minlength=len(boxes))
+    by_level = np.bincount(level[positive], minlength=5)
+    text = (
+        f"Faster R-CNN's region proposal network scores fixed anchors: here a five-level FPN "
+        f"(sizes 32 to 512 at strides 4 to 64, aspect ratios 1:2, 1:1, 2:1) lays {len(anchors)} "
+        f"anchors on the {padded[0]} x {padded[1]} padded image, on the corners of each level's "
+        f"cells. Each anchor is matched to the object it overlaps most (lesson 06): IoU >= 0.7 is "
+        f"positive, < 0.3 background, in between ignored, and each object also gets its best "
+        f"anchors whatever their IoU. Positives per object: "
+        + ", ".join(f"{n} {c}" for n, c in zip(names, per_object))
+        + f"; per level (stride 4 to 64): {', '.join(map(str, by_level))}. {len(promoted)} of the "
+        f"positives are such low-quality matches, below 0.7."
+    )
+    return Stage("Anchors and matched positives (lesson 06)", text, ["06_anchors.png"])
+
+
 STAGES = [
     stage_boxes,
     stage_features,
     stage_segmentation,
     stage_proposals,
+    stage_anchors,
     stage_nms,
     stage_roi_crops,
 ]
