@@ -10,8 +10,10 @@ from minivision.tour import STAGES, load_image, stage_anchors
 matplotlib.use("Agg")
 
 
-def test_stage_is_registered_after_the_earlier_ones():
-    assert STAGES[-1] is stage_anchors
+def test_stage_is_registered_after_the_proposals_and_before_nms():
+    names = [s.__name__ for s in STAGES]
+    assert "stage_anchors" in names
+    assert names.index("stage_proposals") < names.index("stage_anchors") < names.index("stage_nms")
 
 
 def test_anchor_stage_on_the_default_image(tmp_path):
