@@ -19,6 +19,17 @@ from .conv import conv2d, conv2d_backward
 from .conv_transpose import conv_transpose2d, conv_transpose2d_backward
 from .nms import batched_nms, nms, soft_nms
 from .pool import avg_pool2d, avg_pool2d_backward, max_pool2d, max_pool2d_backward
+from .roi import (
+    infer_scale,
+    level_mapper,
+    multiscale_roi_align,
+    ps_roi_align,
+    ps_roi_align_backward,
+    roi_align,
+    roi_align_backward,
+    roi_pool,
+    roi_pool_backward,
+)
 from .segmentation import felzenszwalb
 
 __version__ = "0.1.0"
@@ -45,4 +56,13 @@ __all__ = [
     "avg_pool2d",
     "avg_pool2d_backward",
     "felzenszwalb",
+    "roi_pool",
+    "roi_pool_backward",
+    "roi_align",
+    "roi_align_backward",
+    "ps_roi_align",
+    "ps_roi_align_backward",
+    "multiscale_roi_align",
+    "level_mapper",
+    "infer_scale",
 ]

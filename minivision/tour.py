@@ -238,7 +238,60 @@ def stage_segmentation(image, out: Path, default: bool) -> Stage:
     return Stage("Graph-based segmentation (lesson 02)", text, ["02_segments.png"])
 
 
-STAGES = [stage_boxes, stage_features, stage_segmentation, stage_nms]
+def stage_roi_crops(image, out: Path, default: bool) -> Stage:
+    """Lessons 05 and 07: the boxes projected onto a stride-16 grid and pooled to fixed size."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    from .roi import roi_align, roi_pool
+    from .viz import draw_boxes, show_image
+
+    stride = 16 if min(image.shape[:2]) >= 64 else max(1, min(image.shape[:2]) // 4)
+    boxes, names = demo_boxes(image.shape, default)
+    gray = image[..., :3].astype(np.float64).mean(axis=-1) / 255.0
+    h, w = gray.shape[0] // stride, gray.shape[1] // stride
+    # No CNN yet: the stand-in feature map averages every 16 x 16 block of the grey image.
+    feature = gray[: h * stride, : w * stride].reshape(h, stride, w, stride).mean(axis=(1, 3))
+    feature = feature[None, None]  # (N, C, H, W) = (1, 1, h, w)
+    rois = np.concatenate([np.zeros((len(boxes), 1)), boxes], axis=1)  # (K, 5)
+    pooled = roi_pool(feature, rois, 7, 1.0 / stride)
+    aligned = roi_align(feature, rois, 7, 1.0 / stride, 2, True)
+
+    fig, ax = plt.subplots(figsize=(6, 6))
+    show_image(ax, feature[0, 0], f"stand-in feature map, {h} x {w} cells (stride {stride})")
+    snapped = np.sign(boxes / stride) * np.floor(np.abs(boxes / stride) + 0.5)
+    for x1, y1, x2, y2 in snapped:  # the cells RoI pooling reads (inclusive end)
+        ax.add_patch(Rectangle((x1, y1), x2 - x1 + 1, y2 - y1 + 1, color="#ffe119", alpha=0.3))
+    draw_boxes(ax, boxes / stride, names)
+    fig.savefig(out / "05_roi_grid.png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+
+    fig, axes = plt.subplots(2, len(names), figsize=(2.2 * len(names), 4.6))
+    axes = np.asarray(axes).reshape(2, -1)
+    for k, name in enumerate(names):
+        axes[0, k].imshow(pooled[k, 0], cmap="gray")
+        axes[0, k].set_title(f"{name}: RoI pool")
+        axes[1, k].imshow(aligned[k, 0], cmap="gray")
+        axes[1, k].set_title("RoIAlign")
+    for a in axes.ravel():
+        a.axis("off")
+    fig.tight_layout()
+    fig.savefig(out / "05_roi_crops.png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+
+    shift = np.abs(snapped * stride - boxes).max()
+    text = (
+        f"Fast R-CNN runs the CNN once and crops every proposal out of the feature map. With no "
+        f"CNN yet, the feature map here is the grey image averaged over {stride} x {stride} "
+        f"blocks ({h} x {w} cells). Each box is projected onto it (spatial_scale 1/{stride}); "
+        f"RoI pooling snaps it to whole cells (shaded; up to {shift:.0f} image pixels off here) "
+        f"and max-pools 7 x 7 bins, RoIAlign samples the exact box by bilinear interpolation. "
+        f"Every box, whatever its size, becomes a 7 x 7 crop."
+    )
+    return Stage("RoI crops (lessons 05 and 07)", text, ["05_roi_grid.png", "05_roi_crops.png"])
+
+
+STAGES = [stage_boxes, stage_features, stage_segmentation, stage_nms, stage_roi_crops]
 
 
 def write_index(out: Path, source: str, stages: list[Stage]) -> Path:
