@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import math
 
+from ._validate import namespace_of
 from .losses import _0d, _log_sigmoid, _sigmoid
 from .roi import roi_align
-from ._validate import namespace_of
 
 __all__ = [
     "project_masks_on_boxes",
