@@ -92,17 +92,17 @@ def _0d(xp, value):
     return xp.asarray(value)
 
 
-def _upstream(xp, loss_shape_like, reduction, grad_output):
-    """The gradient arriving at each element of the unreduced loss (a scalar or an array)."""
+def _upstream(xp, unreduced, reduction, grad_output):
+    """The gradient arriving at each element of the unreduced loss (a scalar or an array).
+
+    ``grad_output`` is the gradient of the reduced loss (``None``: 1); ``"mean"`` spreads it
+    over the elements (an empty loss has no elements, hence no gradient to spread).
+    """
     g = 1.0 if grad_output is None else grad_output
     if reduction == "mean":
-        n = math.prod(loss_shape_like.shape)
+        n = math.prod(unreduced.shape)
         return g / n if n else g
     return g
-
-
-def _as_float(xp, value, like):
-    return xp.asarray(value, dtype=like.dtype, device=like.device)
 
 
 # ----------------------------------------------------------------------------- L1 family
@@ -397,7 +397,7 @@ def sigmoid_focal_loss_backward(
 def _iou_loss_inputs(boxes1, boxes2, reduction):
     xp = namespace_of(boxes1=boxes1, boxes2=boxes2)
     for name, b in (("boxes1", boxes1), ("boxes2", boxes2)):
-        if b.shape[-1:] != (4,) if b.ndim else True:
+        if b.ndim == 0 or b.shape[-1] != 4:
             raise ValueError(f"{name} must have shape (..., 4), got {tuple(b.shape)}")
         if not (xp.isdtype(b.dtype, "real floating") or xp.isdtype(b.dtype, "integral")):
             raise TypeError(f"{name} must have a real numeric dtype, got {b.dtype}")
@@ -456,13 +456,6 @@ def _iou_reduce(xp, loss, reduction):
     return _reduce(xp, loss, reduction, empty_mean_zero=True)
 
 
-def _iou_upstream(xp, loss, reduction, grad_output):
-    g = 1.0 if grad_output is None else grad_output
-    if reduction == "mean" and math.prod(loss.shape):
-        g = g / math.prod(loss.shape)
-    return g
-
-
 def generalized_box_iou_loss(boxes1, boxes2, reduction: str = "none", eps: float = 1e-7):
     """GIoU loss ``1 - IoU + (C - U)/C`` of paired boxes (Rezatofighi et al. 2019).
 
@@ -490,7 +483,7 @@ def generalized_box_iou_loss_backward(
     inter, union = t["inter"], t["union"]
     cw, ch = t["xc2"] - t["xc1"], t["yc2"] - t["yc1"]
     area_c = cw * ch
-    g = _iou_upstream(xp, inter, reduction, grad_output)
+    g = _upstream(xp, inter, reduction, grad_output)
     ue, ce = union + eps, area_c + eps
     g_inter = -g / ue
     g_union = g * (inter / (ue * ue) - 1 / ce)
@@ -548,7 +541,7 @@ def distance_box_iou_loss_backward(
     """dL/d(boxes1) of :func:`distance_box_iou_loss`."""
     xp, b1, b2 = _iou_loss_inputs(boxes1, boxes2, reduction)
     t = _iou_loss_terms(xp, b1, b2)
-    return _diou_grad(xp, t, eps, _iou_upstream(xp, t["inter"], reduction, grad_output))
+    return _diou_grad(xp, t, eps, _upstream(xp, t["inter"], reduction, grad_output))
 
 
 _DIOU_EPS = 1e-7  # torchvision's complete_box_iou_loss always uses this inside its DIoU part
@@ -586,7 +579,7 @@ def complete_box_iou_loss_backward(
     """dL/d(boxes1) of :func:`complete_box_iou_loss` (``alpha`` held constant, as torch does)."""
     xp, b1, b2 = _iou_loss_inputs(boxes1, boxes2, reduction)
     t = _iou_loss_terms(xp, b1, b2)
-    g = _iou_upstream(xp, t["inter"], reduction, grad_output)
+    g = _upstream(xp, t["inter"], reduction, grad_output)
     grad = _diou_grad(xp, t, _DIOU_EPS, g)
     iou = _diou_terms(xp, t, _DIOU_EPS)[1]
     v, diff, wp, hp = _ciou_v(xp, t)
