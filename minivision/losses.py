@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 
+from ._backend import scatter_add
 from ._validate import namespace_of
 
 __all__ = [
@@ -175,8 +176,9 @@ def _log_softmax(xp, x):
     return shifted - xp.log(xp.sum(xp.exp(shifted), axis=-1, keepdims=True))
 
 
-def _ce_parts(input, target, weight, ignore_index, label_smoothing):
-    xp = namespace_of(input=input, target=target, weight=weight)
+def _ce_parts(input, target, weight, ignore_index, label_smoothing, xp=None):
+    if xp is None:  # callers that validated the namespace already pass it (it is not free)
+        xp = namespace_of(input=input, target=target, weight=weight)
     _check_float(xp, input, "input")
     if input.ndim != 2:
         raise ValueError(f"input must have shape (N, C), got {tuple(input.shape)}")
@@ -191,22 +193,21 @@ def _ce_parts(input, target, weight, ignore_index, label_smoothing):
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing}")
     valid = target != ignore_index  # (N,)
-    safe = xp.where(valid, target, xp.zeros_like(target))
-    onehot = xp.astype(
-        safe[:, None] == xp.arange(c, dtype=target.dtype, device=target.device)[None, :],
-        input.dtype,
-    )  # (N, C)
-    w = (
-        xp.ones(c, dtype=input.dtype, device=input.device)
-        if weight is None
-        else xp.astype(weight, input.dtype)
-    )
+    classes = xp.arange(c, dtype=target.dtype, device=target.device)
+    hit = (target[:, None] == classes[None, :]) & valid[:, None]  # one-hot, 0 on ignored rows
+    onehot = xp.astype(hit, input.dtype)  # (N, C)
     validf = xp.astype(valid, input.dtype)
-    w_t = xp.sum(onehot * w, axis=1) * validf  # weight of each sample's class, 0 if ignored
+    if weight is None:
+        w, w_t = None, validf  # every class weighs 1; ignored rows 0
+        coef = onehot if label_smoothing == 0 else (1.0 - label_smoothing) * onehot
+    else:
+        w = xp.astype(weight, input.dtype)
+        w_t = xp.sum(onehot * w, axis=1)  # weight of each sample's class, 0 if ignored
+        coef = (1.0 - label_smoothing) * onehot * w_t[:, None]
     # coefficient of -log p_c in the per-sample loss (label smoothing spreads eps/C to all)
-    coef = (1.0 - label_smoothing) * onehot * w_t[:, None] + (label_smoothing / c) * (
-        w[None, :] * validf[:, None]
-    )
+    if label_smoothing != 0:
+        spread = validf[:, None] if w is None else w[None, :] * validf[:, None]
+        coef = coef + (label_smoothing / c) * spread
     return xp, coef, w_t, valid
 
 
@@ -217,6 +218,8 @@ def cross_entropy(
     ignore_index: int = -100,
     reduction: str = "mean",
     label_smoothing: float = 0.0,
+    *,
+    _xp=None,
 ):
     """Softmax cross-entropy over class indices, torch's ``F.cross_entropy`` for ``(N, C)``.
 
@@ -235,7 +238,7 @@ def cross_entropy(
     weight : optional (C,) class weights.
     """
     _check_reduction(reduction)
-    xp, coef, w_t, valid = _ce_parts(input, target, weight, ignore_index, label_smoothing)
+    xp, coef, w_t, valid = _ce_parts(input, target, weight, ignore_index, label_smoothing, _xp)
     loss = -xp.sum(coef * _log_softmax(xp, input), axis=1)  # (N,)
     if reduction == "none":
         return loss
@@ -252,6 +255,8 @@ def cross_entropy_backward(
     reduction: str = "mean",
     label_smoothing: float = 0.0,
     grad_output=None,
+    *,
+    _xp=None,
 ):
     """dL/d(input) of :func:`cross_entropy`: ``p_j * sum_c a_c - a_j`` per row.
 
@@ -260,7 +265,7 @@ def cross_entropy_backward(
     ``softmax(x) - onehot(t)``. Ignored rows get 0 (also when every row is ignored).
     """
     _check_reduction(reduction)
-    xp, coef, w_t, valid = _ce_parts(input, target, weight, ignore_index, label_smoothing)
+    xp, coef, w_t, valid = _ce_parts(input, target, weight, ignore_index, label_smoothing, _xp)
     p = xp.exp(_log_softmax(xp, input))
     g = p * xp.sum(coef, axis=1, keepdims=True) - coef  # (N, C)
     up = 1.0 if grad_output is None else grad_output
@@ -603,10 +608,16 @@ def _cat(xp, parts, name):
 
 
 def _fastrcnn_parts(class_logits, box_regression, labels, regression_targets):
-    xp = namespace_of(class_logits=class_logits, box_regression=box_regression)
-    labels = _cat(xp, labels, "labels")
-    regression_targets = _cat(xp, regression_targets, "regression_targets")
-    namespace_of(class_logits=class_logits, labels=labels, regression_targets=regression_targets)
+    if isinstance(labels, (list, tuple)) or isinstance(regression_targets, (list, tuple)):
+        xp = namespace_of(class_logits=class_logits)
+        labels = _cat(xp, labels, "labels")
+        regression_targets = _cat(xp, regression_targets, "regression_targets")
+    xp = namespace_of(
+        class_logits=class_logits,
+        box_regression=box_regression,
+        labels=labels,
+        regression_targets=regression_targets,
+    )
     _check_float(xp, class_logits, "class_logits")
     if class_logits.ndim != 2:
         raise ValueError(f"class_logits must have shape (R, K+1), got {tuple(class_logits.shape)}")
@@ -623,15 +634,13 @@ def _fastrcnn_parts(class_logits, box_regression, labels, regression_targets):
             f"regression_targets must have shape ({r}, 4), got {tuple(regression_targets.shape)}"
         )
     pos = labels > 0
-    # one-hot of each proposal's class, only for positives: selects box_regression[i, label_i]
-    sel = (labels[:, None] == xp.arange(k1, dtype=labels.dtype, device=labels.device)) & pos[
-        :, None
-    ]
-    sel = xp.astype(sel, box_regression.dtype)[:, :, None]  # (R, K+1, 1)
     reg = xp.reshape(box_regression, (r, k1, 4))
-    picked = xp.sum(reg * sel, axis=1)  # (R, 4): box_regression[i, label_i], 0 for negatives
+    # box_regression[i, label_i]: the four offsets of each proposal's own class (R, 4)
+    idx = xp.broadcast_to(xp.astype(labels, xp.int64)[:, None, None], (r, 1, 4))
+    picked = xp.take_along_axis(reg, idx, axis=1)[:, 0, :]
+    picked = xp.where(pos[:, None], picked, xp.zeros_like(picked))  # negatives: no box loss
     targets = xp.where(pos[:, None], xp.astype(regression_targets, picked.dtype), picked)
-    return xp, labels, pos, sel, picked, targets, r
+    return xp, labels, pos, picked, targets, r
 
 
 def fastrcnn_loss(class_logits, box_regression, labels, regression_targets):
@@ -653,7 +662,7 @@ def fastrcnn_loss(class_logits, box_regression, labels, regression_targets):
     (classification_loss, box_loss) : two scalars. R = 0 gives NaN for both (0/0), as torch.
     Device-pure: the positive rows are selected with a mask, not by indexing.
     """
-    xp, labels, pos, sel, picked, targets, r = _fastrcnn_parts(
+    xp, labels, pos, picked, targets, r = _fastrcnn_parts(
         class_logits, box_regression, labels, regression_targets
     )
     cls = cross_entropy(class_logits, labels)
@@ -673,13 +682,20 @@ def fastrcnn_loss_backward(
     ``grad_cls`` / ``grad_box`` are the upstream gradients of the two losses (default 1). The
     box gradient is non-zero only in the 4 columns of each positive proposal's class.
     """
-    xp, labels, pos, sel, picked, targets, r = _fastrcnn_parts(
+    xp, labels, pos, picked, targets, r = _fastrcnn_parts(
         class_logits, box_regression, labels, regression_targets
     )
-    g_cls = cross_entropy_backward(class_logits, labels, grad_output=grad_cls)
+    g_cls = cross_entropy_backward(class_logits, labels, grad_output=grad_cls, _xp=xp)
     gb = 1.0 if grad_box is None else grad_box
-    g_picked = smooth_l1_loss_backward(picked, targets, "sum", 1 / 9) * (gb / max(r, 1))
-    g_reg = xp.reshape(sel * g_picked[:, None, :], box_regression.shape)
+    d = picked - targets  # smooth-L1 gradient, beta = 1/9
+    g_picked = xp.where(xp.abs(d) < 1 / 9, d * 9.0, xp.sign(d)) * (gb / max(r, 1))
+    k1 = class_logits.shape[1]
+    # scatter each row's 4 gradients into the columns of its own class (0 for negatives):
+    # row i of the (R*(K+1), 4) view is i*(K+1) + label_i
+    rows = xp.arange(r, dtype=xp.int64, device=labels.device) * k1 + xp.astype(labels, xp.int64)
+    g_pos = xp.where(pos[:, None], g_picked, xp.zeros_like(g_picked))
+    zeros = xp.zeros((r * k1, 4), dtype=g_picked.dtype, device=g_picked.device)
+    g_reg = xp.reshape(scatter_add(zeros, rows, g_pos), box_regression.shape)
     return g_cls, g_reg
 
 
