@@ -763,7 +763,8 @@ def rpn_loss_backward(
     go = 1.0 if grad_obj is None else grad_obj
     gb = 1.0 if grad_box is None else grad_box
     y = xp.where(pos, xp.ones_like(obj), xp.zeros_like(obj))
-    g_obj = (_sigmoid(xp, obj) - y) * sampled * (go / n)
+    g_obj = (_sigmoid(xp, obj) - y) * (go / n)
+    g_obj = xp.where(sampled > 0, g_obj, xp.zeros_like(g_obj))  # 0, not 0 * inf, if none sampled
     g_obj = xp.reshape(g_obj, objectness.shape)
     g_box = smooth_l1_loss_backward(deltas, targets, "sum", 1 / 9) * (gb / n)
     return g_obj, xp.where(pos[:, None], g_box, xp.zeros_like(g_box))

@@ -552,3 +552,46 @@ def test_no_mutation():
         getattr(L, name + "_backward")(PRED, TARGET)
     for a, b in zip((logits, reg, labels, targets, PRED, TARGET), copies):
         np.testing.assert_array_equal(a, b)
+
+
+@given(
+    n=st.integers(0, 6),
+    c=st.integers(1, 5),
+    scale=st.sampled_from([1.0, 30.0, 300.0]),
+    smoothing=st.sampled_from([0.0, 0.05, 0.3]),
+    weighted=st.booleans(),
+    seed=st.integers(0, 10_000),
+)
+def test_cross_entropy_hypothesis(n, c, scale, smoothing, weighted, seed):
+    """Random sizes (empty batches included), large logits, ignored rows, weights, smoothing."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c)) * scale
+    t = rng.integers(-1, c, n)  # -1 is ignore_index here
+    w = rng.uniform(0.2, 3.0, c) if weighted else None
+    kw = dict(ignore_index=-1, label_smoothing=smoothing)
+    wt = None if w is None else T(w)
+    for red in REDS:
+        got = L.cross_entropy(x, t, w, reduction=red, **kw)
+        exp = F.cross_entropy(T(x), T(t), weight=wt, reduction=red, **kw).numpy()
+        assert_close(got, exp, what=f"cross_entropy {red}", rtol=1e-10, atol=1e-10 * scale)
+    if n:
+        g_ref, _ = torch_grad(
+            lambda a: F.cross_entropy(a, T(t), weight=wt, reduction="sum", **kw), x
+        )
+        g = L.cross_entropy_backward(x, t, w, reduction="sum", **kw)
+        assert_close(g, g_ref, what="cross_entropy grad", rtol=1e-10, atol=1e-12)
+
+
+def test_rpn_loss_nothing_sampled():
+    """No sampled anchor: both losses NaN (0/0, as torch) and zero gradients (as autograd)."""
+    obj, deltas, targets = np.ones(4), np.ones((4, 4)), np.zeros((4, 4))
+    labels = np.full(4, -1.0)
+    lo, lb = L.rpn_loss(obj, deltas, labels, targets)
+    assert np.isnan(lo) and np.isnan(lb)
+    go, gd = L.rpn_loss_backward(obj, deltas, labels, targets)
+    assert np.all(go == 0) and np.all(gd == 0)
+    ot = T(obj, True)
+    ref = F.binary_cross_entropy_with_logits(ot[labels >= 0], T(labels[labels >= 0]))
+    assert torch.isnan(ref)
+    (g,) = torch.autograd.grad(ref, ot)
+    assert torch.all(g == 0)
