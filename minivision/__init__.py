@@ -19,6 +19,34 @@ from .boxes import (
 )
 from .conv import conv2d, conv2d_backward
 from .conv_transpose import conv_transpose2d, conv_transpose2d_backward
+from .losses import (
+    binary_cross_entropy_with_logits,
+    binary_cross_entropy_with_logits_backward,
+    complete_box_iou_loss,
+    complete_box_iou_loss_backward,
+    cross_entropy,
+    cross_entropy_backward,
+    distance_box_iou_loss,
+    distance_box_iou_loss_backward,
+    fastrcnn_loss,
+    fastrcnn_loss_backward,
+    generalized_box_iou_loss,
+    generalized_box_iou_loss_backward,
+    l1_loss,
+    l1_loss_backward,
+    rpn_loss,
+    rpn_loss_backward,
+    sigmoid_focal_loss,
+    sigmoid_focal_loss_backward,
+    smooth_l1_loss,
+    smooth_l1_loss_backward,
+)
+from .masks import (
+    maskrcnn_loss,
+    maskrcnn_loss_backward,
+    paste_masks_in_image,
+    project_masks_on_boxes,
+)
 from .matcher import BalancedPositiveNegativeSampler, Matcher, balanced_sample
 from .nms import batched_nms, nms, soft_nms
 from .pool import avg_pool2d, avg_pool2d_backward, max_pool2d, max_pool2d_backward
@@ -80,4 +108,28 @@ __all__ = [
     "rpn_proposals",
     "concat_box_prediction_layers",
     "top_k",
+    "smooth_l1_loss",
+    "smooth_l1_loss_backward",
+    "l1_loss",
+    "l1_loss_backward",
+    "cross_entropy",
+    "cross_entropy_backward",
+    "binary_cross_entropy_with_logits",
+    "binary_cross_entropy_with_logits_backward",
+    "sigmoid_focal_loss",
+    "sigmoid_focal_loss_backward",
+    "generalized_box_iou_loss",
+    "generalized_box_iou_loss_backward",
+    "distance_box_iou_loss",
+    "distance_box_iou_loss_backward",
+    "complete_box_iou_loss",
+    "complete_box_iou_loss_backward",
+    "fastrcnn_loss",
+    "fastrcnn_loss_backward",
+    "rpn_loss",
+    "rpn_loss_backward",
+    "project_masks_on_boxes",
+    "maskrcnn_loss",
+    "maskrcnn_loss_backward",
+    "paste_masks_in_image",
 ]

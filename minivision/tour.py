@@ -398,6 +398,57 @@ def stage_anchors(image, out: Path, default: bool) -> Stage:
     return Stage("Anchors and matched positives (lesson 06)", text, ["06_anchors.png"])
 
 
+def stage_masks(image, out: Path, default: bool) -> Stage:
+    """Lesson 08: a ground-truth mask projected onto a proposal (the 28 x 28 target) and pasted back."""
+    import matplotlib.pyplot as plt
+    from skimage.draw import ellipse
+
+    from .masks import paste_masks_in_image, project_masks_on_boxes
+    from .viz import draw_boxes, show_image
+
+    boxes, names = demo_boxes(image.shape, default)
+    h, w = image.shape[:2]
+    x1, y1, x2, y2 = boxes[0]  # the face: an ellipse inscribed in its box is the "ground truth"
+    gt = np.zeros((1, h, w), dtype=np.float64)
+    rr, cc = ellipse(
+        (y1 + y2) / 2, (x1 + x2) / 2, max((y2 - y1) / 2, 1), max((x2 - x1) / 2, 1), (h, w)
+    )
+    gt[0, rr, cc] = 1.0
+    bw, bh = x2 - x1, y2 - y1
+    proposal = np.array([[x1 - 0.15 * bw, y1 + 0.1 * bh, x2 + 0.05 * bw, y2 + 0.2 * bh]])
+    proposal = B.clip_boxes_to_image(proposal, (h, w))
+    target = project_masks_on_boxes(gt, proposal, np.zeros(1, dtype=np.int64), 28)  # (1, 28, 28)
+    pasted = paste_masks_in_image(target[:, None], proposal, (h, w))[0, 0]
+    inside = pasted >= 0.5
+    agree = np.logical_and(inside, gt[0] > 0).sum() / max(np.logical_or(inside, gt[0] > 0).sum(), 1)
+
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4.6))
+    show_image(axes[0], image, "ground-truth mask and a proposal")
+    axes[0].contour(gt[0], levels=[0.5], colors="#3cb44b")
+    draw_boxes(axes[0], proposal, ["proposal"])
+    axes[1].imshow(target[0], cmap="viridis", vmin=0, vmax=1)
+    axes[1].set_title("28 x 28 soft target (roi_align)")
+    show_image(axes[2], image, "target pasted back, threshold 0.5")
+    axes[2].imshow(np.ma.masked_where(~inside, pasted), cmap="autumn", alpha=0.5, vmin=0, vmax=1)
+    axes[2].contour(gt[0], levels=[0.5], colors="#3cb44b")
+    for a in axes:
+        a.axis("off")
+    fig.tight_layout()
+    fig.savefig(out / "08_masks.png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+
+    soft = float(np.mean((target > 0.02) & (target < 0.98)))
+    text = (
+        f"Mask R-CNN learns a 28 x 28 mask per positive proposal. Its training target is the "
+        f"ground-truth mask of the matched object (here an ellipse on the {names[0]}) cropped to "
+        f"the proposal with RoIAlign: a soft target, {100 * soft:.0f}% of its cells strictly "
+        f"between 0 and 1 along the outline. At test time paste_masks_in_image resizes the 28 x 28 "
+        f"mask to the (integer) box and writes it into the image; pasting the target back and "
+        f"thresholding at 0.5 recovers the ground truth with IoU {agree:.3f} (lesson 08)."
+    )
+    return Stage("Mask targets and pasting (lesson 08)", text, ["08_masks.png"])
+
+
 STAGES = [
     stage_boxes,
     stage_features,
@@ -405,6 +456,7 @@ STAGES = [
     stage_proposals,
     stage_anchors,
     stage_nms,
+    stage_masks,
     stage_roi_crops,
 ]
 
