@@ -456,8 +456,8 @@ STAGES = [
     stage_proposals,
     stage_anchors,
     stage_nms,
-    stage_masks,
     stage_roi_crops,
+    stage_masks,
 ]
 
 
