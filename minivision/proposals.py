@@ -1,7 +1,7 @@
 """``minivision proposals IMAGES_DIR --out FILE``: selective search over a folder of images.
 
 R-CNN computes its region proposals once, before training, and reads them from disk. This is
-that step:
+that step, a host island of the command line (NumPy arrays, files and processes, no device):
 
 * every core: the images are shared among ``--workers`` processes (default: all CPUs);
 * a progress bar on stderr (images done, seconds per image, time left);

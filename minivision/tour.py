@@ -2,7 +2,8 @@
 
 Each stage that exists so far writes its figures and a paragraph; ``index.html`` strings them
 together in pipeline order (segmentation -> proposals -> anchors -> NMS -> RoI crops -> masks).
-Later lessons add a stage function to ``STAGES``.
+Later lessons add a stage function to ``STAGES``. Like the command line, this is a host island:
+it works on NumPy arrays (images read from disk, figures for matplotlib), never on a device.
 """
 
 from __future__ import annotations

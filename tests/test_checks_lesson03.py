@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
-import types
 from pathlib import Path
 
 import numpy as np
 import pytest
+from lesson_checks import load_solution, replaced
 
 from minivision.checks import check_file, check_module
 
@@ -16,21 +15,11 @@ STUBS = ROOT / "lessons" / "03_selective_search.py"
 SOLUTION = Path(__file__).parent / "solutions" / "lesson03_solution.py"
 
 
-def _solution():
-    spec = importlib.util.spec_from_file_location("_sol03", SOLUTION)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-SOL = _solution()
+SOL = load_solution("03")
 
 
 def _with(**overrides):
-    ns = types.SimpleNamespace(**{k: getattr(SOL, k) for k in dir(SOL) if not k.startswith("_")})
-    for k, v in overrides.items():
-        setattr(ns, k, v)
-    return ns
+    return replaced(SOL, **overrides)
 
 
 def test_stubs_fail_cleanly():

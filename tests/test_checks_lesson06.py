@@ -7,15 +7,14 @@ recognised -- and only it.
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import subprocess
 import sys
-import types
 from pathlib import Path
 
 import numpy as np
 import pytest
+from lesson_checks import load_solution, replaced
 
 from minivision.checks import check_file, check_module
 
@@ -25,21 +24,11 @@ SOLUTION = Path(__file__).parent / "solutions" / "lesson06_solution.py"
 CLIP = math.log(1000.0 / 16)
 
 
-def _solution():
-    spec = importlib.util.spec_from_file_location("_sol06", SOLUTION)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-SOL = _solution()
+SOL = load_solution("06")
 
 
 def _with(**overrides):
-    ns = types.SimpleNamespace(**{k: getattr(SOL, k) for k in dir(SOL) if not k.startswith("_")})
-    for k, v in overrides.items():
-        setattr(ns, k, v)
-    return ns
+    return replaced(SOL, **overrides)
 
 
 def test_stubs_fail_cleanly():
