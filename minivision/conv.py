@@ -234,6 +234,16 @@ def _in_compute_dtype(xp, dtype, *arrays):
     return tuple(None if a is None else xp.astype(a, cdt, copy=False) for a in arrays)
 
 
+def _gradients(xp, gx, gw, gy, dtype, unbatched):
+    """(grad_input, grad_weight, grad_bias) back in the input's dtype; grad_bias sums gy."""
+    gb = xp.sum(gy, axis=(0, 2, 3))
+    return (
+        unbatch(xp.astype(gx, dtype, copy=False), unbatched),
+        xp.astype(gw, dtype, copy=False),
+        xp.astype(gb, dtype, copy=False),
+    )
+
+
 # ----------------------------------------------------------------------------- im2col / col2im
 
 
@@ -433,13 +443,7 @@ def conv2d_backward(grad_output, input, weight, stride=1, padding=0, dilation=1,
     gyc, xc, wc = _in_compute_dtype(xp, x.dtype, gy, x, weight)
     gx = _input_grad(xp, gyc, wc, geo, x.shape[2:])
     gw = _weight_grad(xp, gyc, xc, geo)
-    gb = xp.sum(gyc, axis=(0, 2, 3))
-    dt = x.dtype
-    return (
-        unbatch(xp.astype(gx, dt, copy=False), unbatched),
-        xp.astype(gw, dt, copy=False),
-        xp.astype(gb, dt, copy=False),
-    )
+    return _gradients(xp, gx, gw, gyc, x.dtype, unbatched)
 
 
 def _require_float(xp, x):

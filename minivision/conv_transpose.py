@@ -22,6 +22,7 @@ from .conv import (
     _check_weight,
     _forward,
     _geometry,
+    _gradients,
     _groups,
     _in_compute_dtype,
     _input_grad,
@@ -130,10 +131,4 @@ def conv_transpose2d_backward(
     gyc, xc, wc = _in_compute_dtype(xp, x.dtype, gy, x, weight)
     gx = _forward(xp, gyc, wc, geo, x.shape[2:])
     gw = _weight_grad(xp, xc, gyc, geo)
-    gb = xp.sum(gyc, axis=(0, 2, 3))
-    dt = x.dtype
-    return (
-        unbatch(xp.astype(gx, dt, copy=False), unbatched),
-        xp.astype(gw, dt, copy=False),
-        xp.astype(gb, dt, copy=False),
-    )
+    return _gradients(xp, gx, gw, gyc, x.dtype, unbatched)
