@@ -5,7 +5,8 @@ Elementwise building blocks with torch's reductions (``"none"`` / ``"mean"`` / `
 :func:`binary_cross_entropy_with_logits`, :func:`sigmoid_focal_loss` and the IoU-family box
 losses :func:`generalized_box_iou_loss`, :func:`distance_box_iou_loss`,
 :func:`complete_box_iou_loss`; then the detector losses exactly as torchvision 0.29.1 computes
-them: :func:`fastrcnn_loss` and :func:`rpn_loss` (the mask loss lives in :mod:`minivision.masks`).
+them: :func:`fastrcnn_loss` and :func:`rpn_loss` (the mask loss lives in :mod:`minivision.masks`);
+:func:`fastrcnn_loss_and_grad` returns the Fast R-CNN losses and gradients from one pass.
 
 Every loss ``f(pred, ...)`` has a ``f_backward(pred, ..., grad_output=None)`` that returns
 dL/d(pred), the gradient with respect to the *prediction* argument (the first one), written out
@@ -48,6 +49,7 @@ __all__ = [
     "complete_box_iou_loss_backward",
     "fastrcnn_loss",
     "fastrcnn_loss_backward",
+    "fastrcnn_loss_and_grad",
     "rpn_loss",
     "rpn_loss_backward",
 ]
@@ -109,6 +111,20 @@ def _upstream(xp, unreduced, reduction, grad_output):
 # ----------------------------------------------------------------------------- L1 family
 
 
+def _smooth_l1(xp, z, beta):
+    """Elementwise smooth L1 of ``z = |input - target|`` (torch's formula and operation order)."""
+    if beta == 0:
+        return z
+    return xp.where(z < beta, ((0.5 * z) * z) / beta, z - 0.5 * beta)
+
+
+def _smooth_l1_grad(xp, d, beta):
+    """d smooth_l1(d) / dd of ``d = input - target``: ``d/beta`` inside, ``sign(d)`` outside."""
+    if beta == 0:
+        return xp.sign(d)
+    return xp.where(xp.abs(d) < beta, d / beta, xp.sign(d))
+
+
 def smooth_l1_loss(input, target, reduction: str = "mean", beta: float = 1.0):
     """Smooth L1 (Huber / beta) loss of Fast R-CNN, torch's ``F.smooth_l1_loss``.
 
@@ -131,12 +147,7 @@ def smooth_l1_loss(input, target, reduction: str = "mean", beta: float = 1.0):
     _check_reduction(reduction)
     if beta < 0:
         raise ValueError(f"beta must be >= 0, got {beta}")
-    z = xp.abs(input - target)
-    if beta == 0:
-        loss = z
-    else:
-        loss = xp.where(z < beta, ((0.5 * z) * z) / beta, z - 0.5 * beta)
-    return _reduce(xp, loss, reduction)
+    return _reduce(xp, _smooth_l1(xp, xp.abs(input - target), beta), reduction)
 
 
 def smooth_l1_loss_backward(
@@ -149,12 +160,7 @@ def smooth_l1_loss_backward(
     _check_reduction(reduction)
     if beta < 0:
         raise ValueError(f"beta must be >= 0, got {beta}")
-    d = input - target
-    if beta == 0:
-        g = xp.sign(d)
-    else:
-        g = xp.where(xp.abs(d) < beta, d / beta, xp.sign(d))
-    return g * _upstream(xp, input, reduction, grad_output)
+    return _smooth_l1_grad(xp, input - target, beta) * _upstream(xp, input, reduction, grad_output)
 
 
 def l1_loss(input, target, reduction: str = "mean"):
@@ -607,7 +613,8 @@ def _cat(xp, parts, name):
     return parts
 
 
-def _fastrcnn_parts(class_logits, box_regression, labels, regression_targets):
+def _fastrcnn_inputs(class_logits, box_regression, labels, regression_targets):
+    """Concatenate per-image lists and check shapes and dtypes (metadata only)."""
     if isinstance(labels, (list, tuple)) or isinstance(regression_targets, (list, tuple)):
         xp = namespace_of(class_logits=class_logits)
         labels = _cat(xp, labels, "labels")
@@ -633,14 +640,63 @@ def _fastrcnn_parts(class_logits, box_regression, labels, regression_targets):
         raise ValueError(
             f"regression_targets must have shape ({r}, 4), got {tuple(regression_targets.shape)}"
         )
-    pos = labels > 0
-    reg = xp.reshape(box_regression, (r, k1, 4))
-    # box_regression[i, label_i]: the four offsets of each proposal's own class (R, 4)
-    idx = xp.broadcast_to(xp.astype(labels, xp.int64)[:, None, None], (r, 1, 4))
-    picked = xp.take_along_axis(reg, idx, axis=1)[:, 0, :]
-    picked = xp.where(pos[:, None], picked, xp.zeros_like(picked))  # negatives: no box loss
-    targets = xp.where(pos[:, None], xp.astype(regression_targets, picked.dtype), picked)
-    return xp, labels, pos, picked, targets, r
+    return xp, labels, regression_targets
+
+
+def _fastrcnn_forward(xp, class_logits, box_regression, labels, regression_targets, losses=True):
+    """The intermediates both gradients need (what autograd saves), and the two losses.
+
+    Each proposal needs one entry of its logits row, ``class_logits[i, label_i]``, and one
+    4-vector of its regression row, ``box_regression[i, 4 label_i : 4 label_i + 4]``; both are
+    read with the flat index ``i (K+1) + label_i`` into a reshaped view (one ``take`` each: no
+    one-hot mask, no boolean indexing). ``losses=False`` (the backward pass) skips the two sums.
+    """
+    r, k1 = class_logits.shape
+    lab = xp.astype(labels, xp.int64)
+    valid = lab != -100  # torch's default ignore_index: such rows leave the classification mean
+    pos = lab > 0  # background (0) proposals have no box loss
+    # labels outside [0, K] cannot be checked without reading them; clamping keeps the index in
+    # range (torch raises instead)
+    t = xp.minimum(xp.maximum(lab, 0), k1 - 1)
+    flat = xp.arange(r, dtype=xp.int64, device=lab.device) * k1 + t  # (R,)
+    # softmax with the row maximum subtracted (the log-sum-exp trick): p = e / s
+    shifted = class_logits - xp.max(class_logits, axis=1, keepdims=True)  # (R, K+1)
+    e = xp.exp(shifted)
+    s = xp.sum(e, axis=1)  # (R,), >= 1
+    n = xp.sum(xp.astype(valid, class_logits.dtype))  # kept proposals
+    # box_regression[i, label_i] - target_i, zero for negatives (no loss, and no NaN leaking in)
+    picked = xp.take(xp.reshape(box_regression, (r * k1, 4)), flat, axis=0)  # (R, 4)
+    d = xp.where(pos[:, None], picked - xp.astype(regression_targets, picked.dtype), 0.0)
+    saved = (valid, flat, e, s, n, d)
+    if not losses:
+        return None, None, saved
+    # -log p_{i, label_i} = log s_i - shifted_{i, label_i}
+    nll = xp.log(s) - xp.take(xp.reshape(shifted, (-1,)), flat)  # (R,)
+    cls = xp.sum(xp.where(valid, nll, 0.0)) / n  # mean over kept proposals; 0/0 = NaN if none
+    box_sum = xp.sum(_smooth_l1(xp, xp.abs(d), 1 / 9))
+    box = box_sum / r if r else box_sum * math.nan  # divided by ALL sampled proposals
+    return _0d(xp, cls), _0d(xp, box), saved
+
+
+def _fastrcnn_grads(xp, saved, box_shape, grad_cls, grad_box):
+    """``(dL/d class_logits, dL/d box_regression)`` from the saved forward intermediates."""
+    valid, flat, e, s, n, d = saved
+    r, k1 = e.shape
+    gc = 1.0 if grad_cls is None else grad_cls
+    gb = 1.0 if grad_box is None else grad_box
+    # cross-entropy: coef_i (p_i - onehot(label_i)), coef_i = grad_cls / n on kept rows, else 0;
+    # p_i = e_i / s_i, and the one-hot part is a scatter of -coef_i to the flat index
+    coef = xp.where(valid, gc / xp.maximum(n, 1.0), 0.0)  # (R,)
+    g = xp.reshape(e * (coef / s)[:, None], (-1,))
+    g_cls = xp.reshape(scatter_add(g, flat, -coef), (r, k1))
+    # smooth L1 (beta = 1/9): the 4 gradients of row i go to entries 4 flat_i + j, j = 0..3, of
+    # the flattened (R, 4(K+1)) gradient, i.e. to the 4 columns of its class (d = 0: negatives)
+    g_d = _smooth_l1_grad(xp, d, 1 / 9) * (gb / max(r, 1))  # (R, 4)
+    quad = xp.arange(4, dtype=flat.dtype, device=flat.device)
+    cols = xp.reshape(flat[:, None] * 4 + quad[None, :], (-1,))  # (4R,)
+    zeros = xp.zeros(r * k1 * 4, dtype=g_d.dtype, device=g_d.device)
+    g_reg = xp.reshape(scatter_add(zeros, cols, xp.reshape(g_d, (-1,))), box_shape)
+    return g_cls, g_reg
 
 
 def fastrcnn_loss(class_logits, box_regression, labels, regression_targets):
@@ -654,24 +710,21 @@ def fastrcnn_loss(class_logits, box_regression, labels, regression_targets):
     Parameters
     ----------
     class_logits : (R, K+1) float.  box_regression : (R, 4(K+1)) float.
-    labels : (R,) int, or a list of per-image arrays (concatenated, as torchvision does).
+    labels : (R,) int in [0, K], or a list of per-image arrays (concatenated, as torchvision
+        does). A label of -100 (torch's ``ignore_index``) leaves the proposal out of the
+        classification loss, as in torchvision; other values outside [0, K] are not checked
+        (that would read the data; torch raises) and give meaningless losses.
     regression_targets : (R, 4), or a list of per-image arrays.
 
     Returns
     -------
     (classification_loss, box_loss) : two scalars. R = 0 gives NaN for both (0/0), as torch.
-    Device-pure: the positive rows are selected with a mask, not by indexing.
+    Device-pure: the picked entries are read with a flat index and the positives selected with a
+    mask, not by boolean indexing.
     """
-    xp, labels, pos, picked, targets, r = _fastrcnn_parts(
-        class_logits, box_regression, labels, regression_targets
-    )
-    cls = cross_entropy(class_logits, labels)
-    box = (
-        smooth_l1_loss(picked, targets, beta=1 / 9, reduction="sum") / r
-        if r
-        else (xp.sum(picked) * math.nan)
-    )
-    return cls, _0d(xp, box)
+    xp, labels, targets = _fastrcnn_inputs(class_logits, box_regression, labels, regression_targets)
+    cls, box, _ = _fastrcnn_forward(xp, class_logits, box_regression, labels, targets)
+    return cls, box
 
 
 def fastrcnn_loss_backward(
@@ -680,23 +733,33 @@ def fastrcnn_loss_backward(
     """Gradients of :func:`fastrcnn_loss`: ``(dL/d class_logits, dL/d box_regression)``.
 
     ``grad_cls`` / ``grad_box`` are the upstream gradients of the two losses (default 1). The
-    box gradient is non-zero only in the 4 columns of each positive proposal's class.
+    class gradient of row i is ``(softmax(x_i) - onehot(label_i)) * grad_cls / N`` (N kept
+    proposals: R unless some labels are -100); the box gradient is non-zero only in the 4
+    columns of each positive proposal's class. When both losses and gradients are wanted,
+    :func:`fastrcnn_loss_and_grad` computes the shared softmax once.
     """
-    xp, labels, pos, picked, targets, r = _fastrcnn_parts(
-        class_logits, box_regression, labels, regression_targets
-    )
-    g_cls = cross_entropy_backward(class_logits, labels, grad_output=grad_cls, _xp=xp)
-    gb = 1.0 if grad_box is None else grad_box
-    d = picked - targets  # smooth-L1 gradient, beta = 1/9
-    g_picked = xp.where(xp.abs(d) < 1 / 9, d * 9.0, xp.sign(d)) * (gb / max(r, 1))
-    k1 = class_logits.shape[1]
-    # scatter each row's 4 gradients into the columns of its own class (0 for negatives):
-    # row i of the (R*(K+1), 4) view is i*(K+1) + label_i
-    rows = xp.arange(r, dtype=xp.int64, device=labels.device) * k1 + xp.astype(labels, xp.int64)
-    g_pos = xp.where(pos[:, None], g_picked, xp.zeros_like(g_picked))
-    zeros = xp.zeros((r * k1, 4), dtype=g_picked.dtype, device=g_picked.device)
-    g_reg = xp.reshape(scatter_add(zeros, rows, g_pos), box_regression.shape)
-    return g_cls, g_reg
+    xp, labels, targets = _fastrcnn_inputs(class_logits, box_regression, labels, regression_targets)
+    _, _, saved = _fastrcnn_forward(xp, class_logits, box_regression, labels, targets, losses=False)
+    return _fastrcnn_grads(xp, saved, box_regression.shape, grad_cls, grad_box)
+
+
+def fastrcnn_loss_and_grad(
+    class_logits, box_regression, labels, regression_targets, grad_cls=None, grad_box=None
+):
+    """:func:`fastrcnn_loss` and :func:`fastrcnn_loss_backward` in one call, sharing their work.
+
+    Returns ``((classification_loss, box_loss), (dL/d class_logits, dL/d box_regression))``,
+    equal to the two separate calls. Why a fused function: the backward pass needs what the
+    forward pass computed -- the softmax of each row (``exp(x - max)`` and its sum) and each
+    proposal's picked class entry and regression offsets -- exactly the tensors torch autograd
+    saves during the forward pass. Two separate calls compute them twice (the row max, the
+    exponentials and the row sums dominate the cost); a training step wants both, so this is the
+    function a training loop calls. Device-pure.
+    """
+    xp, labels, targets = _fastrcnn_inputs(class_logits, box_regression, labels, regression_targets)
+    cls, box, saved = _fastrcnn_forward(xp, class_logits, box_regression, labels, targets)
+    grads = _fastrcnn_grads(xp, saved, box_regression.shape, grad_cls, grad_box)
+    return (cls, box), grads
 
 
 def _rpn_parts(objectness, pred_bbox_deltas, labels, regression_targets):

@@ -459,6 +459,12 @@ def test_fastrcnn_loss(be, no_sync, positives):
     g1, g2 = L.fastrcnn_loss_backward(*args, grad_cls=0.7, grad_box=1.3)
     assert_close(g1, gl.numpy().astype(be.np_float), what="d logits", **tol(be))
     assert_close(g2, gr.numpy().astype(be.np_float), what="d box_regression", **tol(be))
+    # the fused call: the same losses and gradients, against torch again
+    (c3, b3), (h1, h2) = L.fastrcnn_loss_and_grad(*args, grad_cls=0.7, grad_box=1.3)
+    assert_close(c3, cls_ref.detach().numpy(), what="fused cls", **tol(be, 10))
+    assert_close(b3, box_ref.detach().numpy(), what="fused box", **tol(be, 10))
+    assert_close(h1, gl.numpy().astype(be.np_float), what="fused d logits", **tol(be))
+    assert_close(h2, gr.numpy().astype(be.np_float), what="fused d box_regression", **tol(be))
     if be.name == "numpy":
         fd_check(lambda a: 0.7 * L.fastrcnn_loss(a, reg, labels, targets)[0], logits, g1)
         fd_check(lambda a: 1.3 * L.fastrcnn_loss(logits, a, labels, targets)[1], reg, g2)
@@ -467,6 +473,26 @@ def test_fastrcnn_loss(be, no_sync, positives):
         args[0], args[1], [args[2][:5], args[2][5:]], [args[3][:5, ...], args[3][5:, ...]]
     )
     assert_close(c2, cls) and assert_close(b2, box)
+
+
+@pytest.mark.parametrize("r", [9, 0])
+def test_fastrcnn_loss_ignored_and_empty(be, no_sync, r):
+    """Labels -100 (torch's ignore_index) leave the classification mean; R = 0 gives NaN."""
+    logits, reg, labels, targets = _fastrcnn_data(r=r, seed=3)
+    labels[::3] = -100
+    lt, rt = T(logits, True), T(reg, True)
+    c, b = roi_heads.fastrcnn_loss(lt, rt, [T(labels)], [T(targets)])
+    gl, gr = torch.autograd.grad(0.6 * c + 1.7 * b, (lt, rt))
+    args = (be.asarray(logits), be.asarray(reg), be.asarray(labels, "int64"), be.asarray(targets))
+    got = [L.fastrcnn_loss(*args), L.fastrcnn_loss_backward(*args, grad_cls=0.6, grad_box=1.7)]
+    got += L.fastrcnn_loss_and_grad(*args, grad_cls=0.6, grad_box=1.7)
+    ref = [(c.detach().numpy(), b.detach().numpy()), (gl.numpy(), gr.numpy())] * 2
+    for what, pair, pair_ref in zip(["losses", "grads", "fused losses", "fused grads"], got, ref):
+        for x, x_ref in zip(pair, pair_ref):
+            assert_close(x, x_ref.astype(be.np_float), what=what, **tol(be, 10))
+    if r == 0:
+        assert np.isnan(float(to_numpy(got[0][0]))) and np.isnan(float(to_numpy(got[0][1])))
+        assert got[1][0].shape == (0, 5) and got[1][1].shape == (0, 20)
 
 
 class _FixedSampler:
@@ -539,6 +565,8 @@ def test_bad_input():
         L.generalized_box_iou_loss(x, np.zeros((3, 5)))
     with pytest.raises(ValueError, match="box_regression"):
         L.fastrcnn_loss(x, np.zeros((3, 4)), np.zeros(3, int), np.zeros((3, 4)))
+    with pytest.raises(ValueError, match="labels"):
+        L.fastrcnn_loss_and_grad(x, np.zeros((3, 16)), np.zeros(3), np.zeros((3, 4)))
     with pytest.raises(ValueError, match="pred_bbox_deltas"):
         L.rpn_loss(np.zeros(3), np.zeros((2, 4)), np.zeros(3), np.zeros((3, 4)))
 
@@ -548,6 +576,7 @@ def test_no_mutation():
     copies = [a.copy() for a in (logits, reg, labels, targets, PRED, TARGET)]
     L.fastrcnn_loss(logits, reg, labels, targets)
     L.fastrcnn_loss_backward(logits, reg, labels, targets)
+    L.fastrcnn_loss_and_grad(logits, reg, labels, targets)
     for name in IOU_LOSSES:
         getattr(L, name + "_backward")(PRED, TARGET)
     for a, b in zip((logits, reg, labels, targets, PRED, TARGET), copies):
