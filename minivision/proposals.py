@@ -60,7 +60,7 @@ def _work(path: str, mode: str):
     image = io.imread(path)
     if image.ndim == 3 and image.shape[2] == 4:
         image = image[..., :3]  # PNG alpha: proposals are about the colours
-    boxes = selective_search(image, mode, threads=1)  # the processes already use every core
+    boxes = selective_search(image, mode, workers=1)  # the processes already use every core
     return Path(path).name, np.asarray(boxes, dtype=np.float32)
 
 

@@ -93,7 +93,7 @@ def selective_search(
     sigma=0.8,
     min_size=None,
     seed=0,
-    threads=None,
+    workers=None,
 ):
     """Selective search region proposals: boxes ranked as the paper ranks them.
 
@@ -114,9 +114,11 @@ def selective_search(
         F&H minimum segment size; default: equal to each ``k`` (the official code's choice).
     seed : int
         Seed of the ranking's random factor; the same seed gives the same boxes in the same order.
-    threads : int, optional
-        Threads for the colour spaces, which are searched independently (default: one per CPU
-        core). The result does not depend on it.
+    workers : int, optional
+        Processes sharing the colour spaces, which are searched independently: this one and
+        ``workers - 1`` forked workers (default: one per CPU core, at most one per colour
+        space; 1 = everything in this process). Forking is used on Linux only; elsewhere the
+        search runs in this process. The result does not depend on it.
 
     Returns
     -------
@@ -163,10 +165,10 @@ def selective_search(
             raise ValueError(f"min_size must be >= 0, got {min_size}")
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise TypeError(f"seed must be an int, got {seed!r}")
-    if threads is not None and (
-        isinstance(threads, bool) or not isinstance(threads, int) or threads < 1
+    if workers is not None and (
+        isinstance(workers, bool) or not isinstance(workers, int) or workers < 1
     ):
-        raise ValueError(f"threads must be a positive int or None, got {threads!r}")
+        raise ValueError(f"workers must be a positive int or None, got {workers!r}")
     rgb = _rgb_host(image)
-    boxes = proposals_host(rgb, spaces, ks, strategies, float(sigma), min_size, seed, threads)
+    boxes = proposals_host(rgb, spaces, ks, strategies, float(sigma), min_size, seed, workers)
     return from_numpy(boxes, like=image)

@@ -19,6 +19,7 @@ from skimage import data
 
 import minivision.selective_search_grouping as g
 from minivision._backend import to_numpy
+from minivision.segmentation import felzenszwalb
 from minivision.selective_search import selective_search
 
 
@@ -124,7 +125,7 @@ def test_neighbours_are_pixel_adjacency_not_box_overlap():
 
 
 def test_neighbours_random(crop):
-    labels = g.felzenszwalb(crop, scale=50, sigma=0.8, min_size=20)
+    labels = felzenszwalb(crop, scale=50, sigma=0.8, min_size=20)
     pairs = g.region_neighbours(labels)
     assert [tuple(p) for p in pairs.tolist()] == _neighbours_brute(labels)
 
@@ -134,7 +135,7 @@ def test_neighbours_random(crop):
 
 def _setup(crop, space="hsv", k=50):
     img = g.convert_colour(crop.astype(np.float64), space)
-    labels = g.felzenszwalb(np.rint(img).astype(np.uint8), scale=k, sigma=0.8, min_size=k)
+    labels = felzenszwalb(np.rint(img).astype(np.uint8), scale=k, sigma=0.8, min_size=k)
     n = int(labels.max()) + 1
     ch = g.colour_histograms(img, labels, n)
     th = g.texture_histograms(g.texture_maps(img), labels, n)
@@ -243,12 +244,27 @@ def test_rank_boxes_formula():
     np.testing.assert_array_equal(got, np.array(expected))
 
 
+def test_initial_regions_are_felzenszwalb(crop):
+    # the search shares one set of edge weights between the ks of a colour space; its initial
+    # regions must still be exactly minivision.felzenszwalb's segments at each k
+    rgb = crop.astype(np.float64)
+    hierarchies = g._hierarchies_of(rgb, "lab", (50, 100), ("S",), 0.8, None)
+    img = np.rint(g.convert_colour(rgb, "lab")).astype(np.uint8)
+    for h, k in zip(hierarchies, (50, 100)):
+        labels = felzenszwalb(img, scale=k, sigma=0.8, min_size=k)
+        n = int(labels.max()) + 1
+        boxes, sizes = g.region_boxes(labels, n)
+        assert len(h.sizes) == 2 * n - 1
+        np.testing.assert_array_equal(h.boxes[:n], boxes)
+        np.testing.assert_array_equal(h.sizes[:n], sizes)
+
+
 # ----------------------------------------------------------------------------- end to end
 
 
 def test_proposals_ranked_unique_deterministic(crop):
-    a = selective_search(crop, "fast", seed=3)
-    b = selective_search(crop, "fast", seed=3, threads=1)
+    a = selective_search(crop, "fast", seed=3, workers=2)  # Linux: one forked worker
+    b = selective_search(crop, "fast", seed=3, workers=1)
     c = selective_search(crop, "fast", seed=4)
     np.testing.assert_array_equal(a, b)
     assert a.dtype == np.float64 and a.shape[1] == 4
@@ -335,7 +351,7 @@ def test_tiny_images():
         (dict(min_size=2.5), TypeError, "min_size"),
         (dict(min_size=-1), ValueError, "min_size"),
         (dict(seed=1.5), TypeError, "seed"),
-        (dict(threads=0), ValueError, "threads"),
+        (dict(workers=0), ValueError, "workers"),
     ],
 )
 def test_bad_input(kwargs, exc, match):
