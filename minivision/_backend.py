@@ -15,6 +15,8 @@ A ``grep`` for those two names finds every host round trip in the library.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from array_api_compat import (
     array_namespace,
@@ -133,7 +135,8 @@ def scatter_add(out, index, values):
     may differ from NumPy in the last bits), torch ``index_add``, and a standard-only fallback
     (stable sort + cumulative sum + searchsorted) for every other library; that fallback is exact
     for integers, while for floats each sum carries the rounding of a running total (about
-    ``eps * sum(|values|)``). Device-pure: no host synchronisation on any branch.
+    ``eps * sum(|values|)``); NaN and infinities are counted apart so that they stay in their
+    own rows. Device-pure: no host synchronisation on any branch.
     """
     xp = array_namespace(out, index, values)
     if index.ndim != 1:
@@ -160,11 +163,26 @@ def _scatter_add_standard(xp, out, index, values):
     idx = xp.take(index, order)
     val = xp.take(values, order, axis=0)
     # (K, ...) -> (K + 1, ...): csum[j] = sum of the first j sorted rows
-    csum = xp.cumulative_sum(val, axis=0, include_initial=True)
     rows = xp.arange(out.shape[0], dtype=idx.dtype, device=dev)
     lo = xp.searchsorted(idx, rows, side="left")
     hi = xp.searchsorted(idx, rows, side="right")
-    return out + (xp.take(csum, hi, axis=0) - xp.take(csum, lo, axis=0))
+
+    def segment_sums(v):
+        csum = xp.cumulative_sum(v, axis=0, include_initial=True)
+        return xp.take(csum, hi, axis=0) - xp.take(csum, lo, axis=0)
+
+    if not xp.isdtype(val.dtype, "real floating"):
+        return out + segment_sums(val)
+    # A running total would carry a NaN or an infinity into every later segment (inf - inf is
+    # NaN), so only the finite values are summed that way; the non-finite ones are counted per
+    # segment and added back as one +inf, -inf or NaN each, which gives what adding them in
+    # turn gives (inf + -inf = NaN).
+    total = segment_sums(xp.where(xp.isfinite(val), val, 0.0))
+    for special in (math.inf, -math.inf, math.nan):
+        hit = xp.isnan(val) if math.isnan(special) else val == special
+        count = segment_sums(xp.astype(hit, xp.int64))
+        total = total + xp.where(count > 0, xp.asarray(special, dtype=val.dtype, device=dev), 0.0)
+    return out + total
 
 
 def csr_matmul(cols, weights, dense, *, transpose=False, n_cols=None):

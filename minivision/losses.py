@@ -655,8 +655,9 @@ def _fastrcnn_forward(xp, class_logits, box_regression, labels, regression_targe
     lab = xp.astype(labels, xp.int64)
     valid = lab != -100  # torch's default ignore_index: such rows leave the classification mean
     pos = lab > 0  # background (0) proposals have no box loss
-    # labels outside [0, K] cannot be checked without reading them; clamping keeps the index in
-    # range (torch raises instead)
+    # Labels outside [0, K] (other than -100) cannot be reported without reading them (torch
+    # raises): their rows get NaN loss and NaN gradients, and clamping keeps the index in range.
+    bad = ((lab < 0) & valid) | (lab >= k1)
     t = xp.minimum(xp.maximum(lab, 0), k1 - 1)
     flat = xp.arange(r, dtype=xp.int64, device=lab.device) * k1 + t  # (R,)
     # softmax with the row maximum subtracted (the log-sum-exp trick): p = e / s
@@ -667,11 +668,13 @@ def _fastrcnn_forward(xp, class_logits, box_regression, labels, regression_targe
     # box_regression[i, label_i] - target_i, zero for negatives (no loss, and no NaN leaking in)
     picked = xp.take(xp.reshape(box_regression, (r * k1, 4)), flat, axis=0)  # (R, 4)
     d = xp.where(pos[:, None], picked - xp.astype(regression_targets, picked.dtype), 0.0)
-    saved = (valid, flat, e, s, n, d)
+    d = xp.where(bad[:, None], math.nan, d)
+    saved = (valid, bad, flat, e, s, n, d)
     if not losses:
         return None, None, saved
     # -log p_{i, label_i} = log s_i - shifted_{i, label_i}
     nll = xp.log(s) - xp.take(xp.reshape(shifted, (-1,)), flat)  # (R,)
+    nll = xp.where(bad, math.nan, nll)
     cls = xp.sum(xp.where(valid, nll, 0.0)) / n  # mean over kept proposals; 0/0 = NaN if none
     box_sum = xp.sum(_smooth_l1(xp, xp.abs(d), 1 / 9))
     box = box_sum / r if r else box_sum * math.nan  # divided by ALL sampled proposals
@@ -680,13 +683,15 @@ def _fastrcnn_forward(xp, class_logits, box_regression, labels, regression_targe
 
 def _fastrcnn_grads(xp, saved, box_shape, grad_cls, grad_box):
     """``(dL/d class_logits, dL/d box_regression)`` from the saved forward intermediates."""
-    valid, flat, e, s, n, d = saved
+    valid, bad, flat, e, s, n, d = saved
     r, k1 = e.shape
     gc = 1.0 if grad_cls is None else grad_cls
     gb = 1.0 if grad_box is None else grad_box
-    # cross-entropy: coef_i (p_i - onehot(label_i)), coef_i = grad_cls / n on kept rows, else 0;
-    # p_i = e_i / s_i, and the one-hot part is a scatter of -coef_i to the flat index
+    # cross-entropy: coef_i (p_i - onehot(label_i)), coef_i = grad_cls / n on kept rows, else 0
+    # (NaN on rows with an out-of-range label); p_i = e_i / s_i, and the one-hot part is a
+    # scatter of -coef_i to the flat index
     coef = xp.where(valid, gc / xp.maximum(n, 1.0), 0.0)  # (R,)
+    coef = xp.where(bad, math.nan, coef)
     g = xp.reshape(e * (coef / s)[:, None], (-1,))
     g_cls = xp.reshape(scatter_add(g, flat, -coef), (r, k1))
     # smooth L1 (beta = 1/9): the 4 gradients of row i go to entries 4 flat_i + j, j = 0..3, of
@@ -712,8 +717,9 @@ def fastrcnn_loss(class_logits, box_regression, labels, regression_targets):
     class_logits : (R, K+1) float.  box_regression : (R, 4(K+1)) float.
     labels : (R,) int in [0, K], or a list of per-image arrays (concatenated, as torchvision
         does). A label of -100 (torch's ``ignore_index``) leaves the proposal out of the
-        classification loss, as in torchvision; other values outside [0, K] are not checked
-        (that would read the data; torch raises) and give meaningless losses.
+        classification loss, as in torchvision; other values outside [0, K] cannot be checked
+        without reading the data (torch raises): they make both losses and their rows of the
+        gradients NaN.
     regression_targets : (R, 4), or a list of per-image arrays.
 
     Returns

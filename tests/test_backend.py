@@ -71,6 +71,17 @@ def test_standard_fallback_equals_numpy_add_at(m, idx, seed):
     )
 
 
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+def test_scatter_add_non_finite_values_stay_in_their_rows(be, no_sync):
+    """NaN and infinities reach only their own rows, as np.add.at gives (inf + -inf = NaN)."""
+    index = np.array([0, 1, 1, 2, 3, 3, 4, 5, 5, 6])
+    values = np.array([1.0, np.inf, 2.0, np.nan, np.inf, -np.inf, -np.inf, 3.0, 4.0, 5.0])
+    expected = np.zeros(8)
+    np.add.at(expected, index, values)  # [1, inf, nan, nan, -inf, 7, 5, 0]
+    got = scatter_add(be.asarray(np.zeros(8)), be.asarray(index, dtype="int64"), be.asarray(values))
+    np.testing.assert_array_equal(to_numpy(got), expected.astype(be.np_float))
+
+
 def test_scatter_add_bad_shapes(be):
     out = be.asarray(np.zeros(4))
     with pytest.raises(ValueError, match="index must be 1-D"):

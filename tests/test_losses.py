@@ -495,6 +495,26 @@ def test_fastrcnn_loss_ignored_and_empty(be, no_sync, r):
         assert got[1][0].shape == (0, 5) and got[1][1].shape == (0, 20)
 
 
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+@pytest.mark.parametrize("bad_label", [5, -3])
+def test_fastrcnn_loss_out_of_range_label_is_nan(be, no_sync, bad_label):
+    """torch raises on a label outside [0, K]; device-pure code cannot, so the result is NaN."""
+    logits, reg, labels, targets = _fastrcnn_data(r=6, seed=4)  # K + 1 = 5 classes
+    labels[2] = bad_label
+    with pytest.raises((IndexError, RuntimeError)):
+        roi_heads.fastrcnn_loss(T(logits), T(reg), [T(labels)], [T(targets)])
+    args = (be.asarray(logits), be.asarray(reg), be.asarray(labels, "int64"), be.asarray(targets))
+    (c, b), (gl, gr) = L.fastrcnn_loss_and_grad(*args)
+    assert np.isnan(float(to_numpy(c)))
+    gl = to_numpy(gl)
+    assert np.isnan(gl[2]).all() and not np.isnan(np.delete(gl, 2, axis=0)).any()
+    if bad_label > 0:  # a "positive" label: the box loss and the row's box gradient too
+        assert np.isnan(float(to_numpy(b))) and np.isnan(to_numpy(gr)[2]).any()
+    separate = L.fastrcnn_loss(*args), L.fastrcnn_loss_backward(*args)
+    assert np.isnan(float(to_numpy(separate[0][0])))
+    assert np.isnan(to_numpy(separate[1][0])[2]).all()
+
+
 class _FixedSampler:
     """Stands in for BalancedPositiveNegativeSampler: returns the given sampled masks."""
 
