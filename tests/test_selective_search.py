@@ -67,6 +67,20 @@ def test_texture_maps_against_scipy_derivatives(crop):
     np.testing.assert_allclose(maps, expected, rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("space", ["hsv", "i"])
+def test_image_texture_codes_equal_codes_of_maps(crop, space):
+    # the search's compact path must give exactly the slots of the documented two-step path
+    img = g.convert_colour(crop.astype(np.float64), space)
+    expected = g.texture_codes(g.texture_maps(img))
+    got = g.image_texture_codes(img)
+    assert got.shape == expected.shape
+    np.testing.assert_array_equal(got, expected)
+    flat = np.full((5, 6, 3), 100.0)
+    np.testing.assert_array_equal(
+        g.image_texture_codes(flat), g.texture_codes(g.texture_maps(flat))
+    )
+
+
 def test_texture_histogram_flat_image():
     img = np.full((5, 6, 3), 100.0)
     labels = np.zeros((5, 6), dtype=np.intp)
