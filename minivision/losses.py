@@ -182,9 +182,8 @@ def _log_softmax(xp, x):
     return shifted - xp.log(xp.sum(xp.exp(shifted), axis=-1, keepdims=True))
 
 
-def _ce_parts(input, target, weight, ignore_index, label_smoothing, xp=None):
-    if xp is None:  # callers that validated the namespace already pass it (it is not free)
-        xp = namespace_of(input=input, target=target, weight=weight)
+def _ce_parts(input, target, weight, ignore_index, label_smoothing):
+    xp = namespace_of(input=input, target=target, weight=weight)
     _check_float(xp, input, "input")
     if input.ndim != 2:
         raise ValueError(f"input must have shape (N, C), got {tuple(input.shape)}")
@@ -224,8 +223,6 @@ def cross_entropy(
     ignore_index: int = -100,
     reduction: str = "mean",
     label_smoothing: float = 0.0,
-    *,
-    _xp=None,
 ):
     """Softmax cross-entropy over class indices, torch's ``F.cross_entropy`` for ``(N, C)``.
 
@@ -244,7 +241,7 @@ def cross_entropy(
     weight : optional (C,) class weights.
     """
     _check_reduction(reduction)
-    xp, coef, w_t, valid = _ce_parts(input, target, weight, ignore_index, label_smoothing, _xp)
+    xp, coef, w_t, valid = _ce_parts(input, target, weight, ignore_index, label_smoothing)
     loss = -xp.sum(coef * _log_softmax(xp, input), axis=1)  # (N,)
     if reduction == "none":
         return loss
@@ -261,8 +258,6 @@ def cross_entropy_backward(
     reduction: str = "mean",
     label_smoothing: float = 0.0,
     grad_output=None,
-    *,
-    _xp=None,
 ):
     """dL/d(input) of :func:`cross_entropy`: ``p_j * sum_c a_c - a_j`` per row.
 
@@ -271,7 +266,7 @@ def cross_entropy_backward(
     ``softmax(x) - onehot(t)``. Ignored rows get 0 (also when every row is ignored).
     """
     _check_reduction(reduction)
-    xp, coef, w_t, valid = _ce_parts(input, target, weight, ignore_index, label_smoothing, _xp)
+    xp, coef, w_t, valid = _ce_parts(input, target, weight, ignore_index, label_smoothing)
     p = xp.exp(_log_softmax(xp, input))
     g = p * xp.sum(coef, axis=1, keepdims=True) - coef  # (N, C)
     up = 1.0 if grad_output is None else grad_output
