@@ -82,7 +82,7 @@ def main(argv=None) -> int:
             run(args.ops, repeats=args.repeats)
             return 0
         if args.command == "proposals":
-            from .proposals import run_proposals
+            from .proposals.runner import run_proposals
 
             results = run_proposals(args.images, args.out, args.mode, args.workers)
             n = sum(len(b) for b in results.values())

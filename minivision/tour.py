@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import boxes as B
+from .ops import boxes as B
 
 # The default image's objects, in its pixel coordinates (skimage.data.astronaut, 512 x 512).
 ASTRONAUT_BOXES = {
@@ -118,7 +118,7 @@ def candidate_detections(boxes, image_shape, per_object=25, seed=0):
 def stage_nms(image, out: Path, default: bool) -> Stage:
     import matplotlib.pyplot as plt
 
-    from .nms import nms
+    from .ops.nms import nms
     from .viz import COLORS, draw_boxes, show_image
 
     boxes, names = demo_boxes(image.shape, default)
@@ -157,8 +157,8 @@ def stage_nms(image, out: Path, default: bool) -> Stage:
 def stage_features(image, out: Path, default: bool) -> Stage:
     import matplotlib.pyplot as plt
 
-    from .conv import conv2d
-    from .pool import max_pool2d
+    from .nn.functional.conv import conv2d
+    from .nn.functional.pool import max_pool2d
 
     gray = image[..., :3].astype(np.float64).mean(axis=2)[None, None] / 255.0  # (1, 1, H, W)
     sobel = np.array([[1.0, 0.0, -1.0], [2.0, 0.0, -2.0], [1.0, 0.0, -1.0]])
@@ -200,7 +200,7 @@ def stage_segmentation(image, out: Path, default: bool) -> Stage:
     import matplotlib.pyplot as plt
     from skimage.segmentation import find_boundaries
 
-    from .segmentation import felzenszwalb
+    from .proposals.felzenszwalb import felzenszwalb
 
     params = dict(scale=100, sigma=0.5, min_size=50)
     t0 = time.perf_counter()
@@ -244,7 +244,7 @@ def stage_roi_crops(image, out: Path, default: bool) -> Stage:
     import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
 
-    from .roi import roi_align, roi_pool
+    from .ops import roi_align, roi_pool
     from .viz import draw_boxes, show_image
 
     stride = 16 if min(image.shape[:2]) >= 64 else max(1, min(image.shape[:2]) // 4)
@@ -297,7 +297,7 @@ def stage_proposals(image, out: Path, default: bool) -> Stage:
 
     import matplotlib.pyplot as plt
 
-    from .selective_search import selective_search
+    from .proposals.selective_search import selective_search
     from .viz import draw_boxes, show_image
 
     t0 = time.perf_counter()
@@ -337,8 +337,8 @@ def stage_proposals(image, out: Path, default: bool) -> Stage:
 def stage_anchors(image, out: Path, default: bool) -> Stage:
     import matplotlib.pyplot as plt
 
-    from .anchors import AnchorGenerator
-    from .matcher import Matcher
+    from .detection.anchors import AnchorGenerator
+    from .detection.matcher import Matcher
     from .viz import COLORS, draw_boxes, show_image
 
     boxes, names = demo_boxes(image.shape, default)
@@ -404,7 +404,7 @@ def stage_masks(image, out: Path, default: bool) -> Stage:
     import matplotlib.pyplot as plt
     from skimage.draw import ellipse
 
-    from .masks import paste_masks_in_image, project_masks_on_boxes
+    from .detection.masks import paste_masks_in_image, project_masks_on_boxes
     from .viz import draw_boxes, show_image
 
     boxes, names = demo_boxes(image.shape, default)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import assert_backend, assert_close
+from helpers import assert_backend, assert_close
 from hypothesis import given
 from hypothesis import strategies as st
 

@@ -35,7 +35,7 @@ def _torchvision_generator():
 
 
 def bench_anchors(repeats: int) -> list[Row]:
-    from ..anchors import AnchorGenerator
+    from ..detection.anchors import AnchorGenerator
 
     gen = AnchorGenerator(SIZES, RATIOS)
     like = np.zeros(1, dtype=np.float32)
@@ -60,8 +60,8 @@ def bench_rpn_proposals(repeats: int) -> list[Row]:
     from torchvision.models.detection.anchor_utils import AnchorGenerator as TvAnchorGenerator
     from torchvision.models.detection.rpn import RegionProposalNetwork
 
-    from ..anchors import AnchorGenerator
-    from ..rpn import rpn_proposals
+    from ..detection.anchors import AnchorGenerator
+    from ..detection.rpn import rpn_proposals
 
     anchors = AnchorGenerator(SIZES, RATIOS)(
         IMAGE, GRIDS, like=np.zeros(1, np.float32), per_level=True

@@ -1,4 +1,4 @@
-"""Benchmark entries for minivision.boxes."""
+"""Benchmark entries for minivision.ops.boxes."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def bench_box_iou(repeats: int) -> list[Row]:
     import torch
     import torchvision.ops
 
-    from ..boxes import box_iou
+    from ..ops.boxes import box_iou
 
     a, b = random_boxes(2000, 1), random_boxes(2000, 2)
     ta, tb = torch.from_numpy(a), torch.from_numpy(b)

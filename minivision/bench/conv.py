@@ -1,4 +1,4 @@
-"""Benchmark entries for minivision.conv: a VGG-sized 3x3 convolution, forward and forward+backward.
+"""Benchmark entries for minivision.nn.functional.conv: a VGG-sized 3x3 convolution, forward and forward+backward.
 
 torch's CPU convolution (oneDNN) uses all its threads; NumPy's matmul uses OpenBLAS's threads,
 so both sides run with the default thread count of the machine (printed in the header).
@@ -32,7 +32,7 @@ def bench_conv2d(repeats: int) -> list[Row]:
     import torch
     import torch.nn.functional as F
 
-    from ..conv import conv2d, conv2d_backward
+    from ..nn.functional.conv import conv2d, conv2d_backward
 
     x, w, gy = _data()
     tx, tw, tgy = (torch.from_numpy(a) for a in (x, w, gy))

@@ -1,4 +1,4 @@
-"""Benchmark entries for minivision.losses: forward + backward against torch autograd.
+"""Benchmark entries for minivision.nn.losses: forward + backward against torch autograd.
 
 * ``sigmoid_focal_loss``: 100,000 logits (RetinaNet-sized: about 1,100 anchors x 91 classes),
   sum reduction, loss and gradient; torch computes the loss and ``autograd.grad``.
@@ -22,7 +22,7 @@ def bench_focal(repeats: int) -> list[Row]:
     import torch
     import torchvision.ops
 
-    from ..losses import sigmoid_focal_loss, sigmoid_focal_loss_backward
+    from ..nn.losses import sigmoid_focal_loss, sigmoid_focal_loss_backward
 
     rng = np.random.default_rng(0)
     x = (rng.standard_normal(100_000) * 3).astype(np.float32)
@@ -54,7 +54,7 @@ def bench_fastrcnn(repeats: int) -> list[Row]:
     import torch
     from torchvision.models.detection import roi_heads
 
-    from ..losses import fastrcnn_loss, fastrcnn_loss_and_grad, fastrcnn_loss_backward
+    from ..nn.losses import fastrcnn_loss, fastrcnn_loss_and_grad, fastrcnn_loss_backward
 
     rng = np.random.default_rng(1)
     r, k1 = 512, 91

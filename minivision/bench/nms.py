@@ -1,4 +1,4 @@
-"""Benchmark entries for minivision.nms: greedy NMS on clustered boxes, as detectors produce them.
+"""Benchmark entries for minivision.ops.nms: greedy NMS on clustered boxes, as detectors produce them.
 
 The workload is the generator of torchvision-semantics.md §16: boxes jittered around 50
 cluster centres in an 800 x 1088 image with random scores, so that most boxes overlap a
@@ -31,7 +31,7 @@ def _row(tb, ts, t, repeats) -> Row:
     import numpy as np
     import torchvision.ops
 
-    from ..nms import nms
+    from ..ops.nms import nms
 
     b, s = tb.numpy(), ts.numpy()
     if not np.array_equal(nms(b, s, t), torchvision.ops.nms(tb, ts, t).numpy()):

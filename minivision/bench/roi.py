@@ -1,4 +1,4 @@
-"""Benchmark entries for minivision.roi: RoIAlign and RoI pooling, forward and forward+backward.
+"""Benchmark entries for minivision.ops: RoIAlign and RoI pooling, forward and forward+backward.
 
 The workload of torchvision-semantics.md §16: a 1 x 256 x 50 x 68 float32 feature map (an
 800 x 1088 image at stride 16), 512 RoIs drawn around 50 clusters and clipped to the image,
@@ -55,7 +55,7 @@ def bench_roi_align(repeats: int) -> list[Row]:
     import torch
     import torchvision.ops
 
-    from ..roi import roi_align, roi_align_backward
+    from ..ops import roi_align, roi_align_backward
 
     x, rois, grad = workload()
     tx, tr, tg = torch.from_numpy(x), torch.from_numpy(rois), torch.from_numpy(grad)
@@ -98,7 +98,7 @@ def bench_roi_pool(repeats: int) -> list[Row]:
     import torch
     import torchvision.ops
 
-    from ..roi import roi_pool, roi_pool_backward
+    from ..ops import roi_pool, roi_pool_backward
 
     x, rois, grad = workload()
     tx, tr, tg = torch.from_numpy(x), torch.from_numpy(rois), torch.from_numpy(grad)

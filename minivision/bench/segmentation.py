@@ -1,4 +1,4 @@
-"""Benchmark entries for minivision.segmentation (against scikit-image, single-threaded)."""
+"""Benchmark entries for minivision.proposals.felzenszwalb (against scikit-image, single-threaded)."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def _workloads():
 def bench_felzenszwalb(repeats: int) -> list[Row]:
     from skimage.segmentation import felzenszwalb as sk_felzenszwalb
 
-    from ..segmentation import felzenszwalb
+    from ..proposals.felzenszwalb import felzenszwalb
 
     params = dict(scale=100, sigma=0.5, min_size=50)
     rows = []

@@ -1,4 +1,4 @@
-"""Benchmark and quality entries for minivision.selective_search (against OpenCV's).
+"""Benchmark and quality entries for minivision.proposals.selective_search (against OpenCV's).
 
 ``selective_search``: seconds per image in "fast" mode against
 ``cv2.ximgproc.segmentation.createSelectiveSearchSegmentation().switchToSelectiveSearchFast()``
@@ -75,7 +75,7 @@ def best_iou(gt, boxes):
     """(G,) best IoU of each ground-truth box over ``boxes`` (0 when there are none)."""
     if len(boxes) == 0:
         return np.zeros(len(gt))
-    from ..boxes import box_iou
+    from ..ops.boxes import box_iou
 
     return box_iou(gt, boxes).max(axis=1)
 
@@ -84,7 +84,7 @@ def topk_best_iou(gt, boxes, ks):
     """(len(ks), G): best IoU of each ground-truth box among the first k boxes, for each k."""
     if len(boxes) == 0:
         return np.zeros((len(ks), len(gt)))
-    from ..boxes import box_iou
+    from ..ops.boxes import box_iou
 
     iou = box_iou(gt, boxes)  # (G, N)
     run = np.maximum.accumulate(iou, axis=1)
@@ -139,7 +139,7 @@ def _summary(a):
 
 
 def _methods(mode):
-    from ..selective_search import selective_search
+    from ..proposals.selective_search import selective_search
 
     return {
         f"minivision {mode}": lambda im: selective_search(im, mode),
@@ -148,7 +148,7 @@ def _methods(mode):
 
 
 def bench_selective_search(repeats: int) -> list[Row]:
-    from ..selective_search import selective_search
+    from ..proposals.selective_search import selective_search
 
     path = dataset_dir()
     if not path.is_dir():

@@ -1,6 +1,6 @@
 """Lesson 00 battery: box formats, areas, IoU, GIoU, clipping, boxes around masks.
 
-The expected values come from minivision.boxes (pinned to torchvision by the tests). The
+The expected values come from minivision.ops.boxes (pinned to torchvision by the tests). The
 mistakes are the ones learners make most: the legacy "+1", overlap divided by one box's area
 (or by the sum of areas) instead of the union, a missing clamp at zero, and x/y swapped.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import boxes as ref
+from ..ops import boxes as ref
 from ._core import Battery, Case, FunctionBattery, Mistake
 
 # ----------------------------------------------------------------------------- inputs

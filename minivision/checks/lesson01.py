@@ -1,6 +1,6 @@
 """Lesson 01 battery: output sizes, im2col, conv2d and its backward pass, max pooling and its backward.
 
-The expected values come from minivision.conv and minivision.pool (pinned to torch by the
+The expected values come from minivision.nn.functional.conv and minivision.nn.functional.pool (pinned to torch by the
 tests). The mistakes are the classic ones: a true (flipped) convolution instead of the
 cross-correlation deep learning uses, padding applied to the wrong axes, an output size off by
 one, the kernel left unflipped when deriving the input gradient, overlapping pooling windows
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import conv as C
-from .. import pool as P
+from ..nn.functional import conv as C
+from ..nn.functional import pool as P
 from ._core import Battery, Case, FunctionBattery, Mistake
 
 # ----------------------------------------------------------------------------- inputs

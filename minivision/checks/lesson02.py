@@ -1,6 +1,6 @@
 """Lesson 02 battery: graph-based segmentation (Felzenszwalb–Huttenlocher).
 
-The expected values come from minivision.segmentation (pinned to scikit-image by the tests).
+The expected values come from minivision.proposals.felzenszwalb (pinned to scikit-image by the tests).
 Segmentations are compared as *partitions*: two label images match when they split the pixels
 the same way, whatever numbers they give the segments. The mistakes are the classic ones:
 4- instead of 8-connectivity, ``<=`` instead of ``<`` in the merge test, forgetting the 1/255
@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 from skimage import data  # the sample images ship with scikit-image: no download
 
-from .. import segmentation as ref
-from .. import segmentation_merge as merge
+from ..proposals import _merge as merge
+from ..proposals.felzenszwalb import edge_weights, felzenszwalb
 from ._core import Battery, Case, FunctionBattery, Mistake
 
 # ----------------------------------------------------------------------------- comparing
@@ -80,7 +80,7 @@ def _grid_edges(height, width):
 
 
 def _edge_weights(image, sigma):
-    return ref.edge_weights(image, sigma, channel_axis=-1 if image.ndim == 3 else None)
+    return edge_weights(image, sigma, channel_axis=-1 if image.ndim == 3 else None)
 
 
 def _segment_graph(num_nodes, edges, weights, k, min_size):
@@ -89,7 +89,7 @@ def _segment_graph(num_nodes, edges, weights, k, min_size):
 
 
 def _felzenszwalb(image, scale=1, sigma=0.8, min_size=20):
-    return ref.felzenszwalb(
+    return felzenszwalb(
         image, scale, sigma, min_size, channel_axis=-1 if image.ndim == 3 else None
     )
 

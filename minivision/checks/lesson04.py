@@ -1,6 +1,6 @@
 """Lesson 04 battery: greedy NMS, batched NMS and soft-NMS.
 
-The expected values come from minivision.nms (pinned to torchvision and to textbook loops by
+The expected values come from minivision.ops.nms (pinned to torchvision and to textbook loops by
 the tests). The mistakes are the classic ones: ``>=`` instead of ``>`` at the threshold, the
 overlap divided by one box's area instead of the union, the legacy "+1", forgetting to sort
 (or sorting ties the wrong way), suppressing with boxes that were themselves suppressed
@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..nms import batched_nms as ref_batched_nms
-from ..nms import nms as ref_nms
-from ..nms import soft_nms as ref_soft_nms
+from ..ops.nms import batched_nms as ref_batched_nms
+from ..ops.nms import nms as ref_nms
+from ..ops.nms import soft_nms as ref_soft_nms
 from ._core import Battery, Case, FunctionBattery, Mistake
 
 # ----------------------------------------------------------------------------- inputs

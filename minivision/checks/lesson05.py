@@ -1,6 +1,6 @@
 """Lesson 05 battery: RoI pooling (Fast R-CNN), forward and backward.
 
-The expected values come from minivision.roi (pinned to torchvision by the tests). The
+The expected values come from minivision.ops (pinned to torchvision by the tests). The
 mistakes are the classic ones: the batch-index column read as part of the box (as if it were
 a class label), x and y swapped, truncating (or rounding half to even) instead of rounding
 half away from zero, the missing "+1" of the inclusive end cell, bins left unclipped, and in
@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from ..roi import pool as ref
+from ..ops.roi_pool import bin_edges, roi_pool, roi_pool_backward
 from ._core import Battery, Case, FunctionBattery, Mistake
 
 # ----------------------------------------------------------------------------- inputs
@@ -49,8 +49,8 @@ GRAD_SCALED = RNG.standard_normal((len(SCALED), 2, 2, 2))
 
 def _bins_reference(rois, output_size, spatial_scale, height, width):
     ph, pw = output_size
-    hs, he = ref._bin_edges(np, rois, spatial_scale, ph, height, axis=2)
-    ws, we = ref._bin_edges(np, rois, spatial_scale, pw, width, axis=1)
+    hs, he = bin_edges(np, rois, spatial_scale, ph, height, axis=2)
+    ws, we = bin_edges(np, rois, spatial_scale, pw, width, axis=1)
     shape = (len(rois), ph, pw)
     parts = [np.broadcast_to(a[:, :, None], shape) for a in (hs, he)]
     parts += [np.broadcast_to(a[:, None, :], shape) for a in (ws, we)]
@@ -58,12 +58,12 @@ def _bins_reference(rois, output_size, spatial_scale, height, width):
 
 
 def _pool_reference(input, rois, output_size, spatial_scale=1.0):
-    return ref.roi_pool(input, rois, output_size, spatial_scale)
+    return roi_pool(input, rois, output_size, spatial_scale)
 
 
 def _backward_reference(grad_output, input, rois, output_size, spatial_scale=1.0):
-    _, argmax = ref.roi_pool(input, rois, output_size, spatial_scale, return_argmax=True)
-    return ref.roi_pool_backward(grad_output, rois, argmax, input.shape)
+    _, argmax = roi_pool(input, rois, output_size, spatial_scale, return_argmax=True)
+    return roi_pool_backward(grad_output, rois, argmax, input.shape)
 
 
 # ----------------------------------------------------------------------------- mistakes

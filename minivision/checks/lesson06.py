@@ -1,6 +1,6 @@
 """Lesson 06 battery: anchors, box coding, matching, sampling and the RPN's proposal filter.
 
-The expected values come from minivision.anchors / box_coder / matcher / rpn (pinned to
+The expected values come from minivision.detection.anchors / box_coder / matcher / rpn (pinned to
 torchvision by the tests). The mistakes are the classic ones: width and height swapped in the
 aspect ratio, anchors centred in their cell instead of on its corner, a float stride, the log of
 the wrong ratio, forgetting the clamp (or clamping both ways), ">" at the matching threshold,
@@ -14,12 +14,12 @@ import math
 
 import numpy as np
 
-from ..anchors import AnchorGenerator
-from ..box_coder import BoxCoder
-from ..matcher import Matcher
-from ..matcher import balanced_sample as ref_balanced_sample
-from ..nms import batched_nms, nms
-from ..rpn import rpn_proposals
+from ..detection.anchors import AnchorGenerator
+from ..detection.box_coder import BoxCoder
+from ..detection.matcher import Matcher
+from ..detection.matcher import balanced_sample as ref_balanced_sample
+from ..detection.rpn import rpn_proposals
+from ..ops.nms import batched_nms, nms
 from ._core import Battery, Case, FunctionBattery, Mistake
 
 CLIP = math.log(1000.0 / 16)

@@ -1,6 +1,6 @@
 """Lesson 07 battery: bilinear interpolation, RoIAlign forward and backward, FPN levels.
 
-The expected values come from minivision.roi (pinned to torchvision by the tests). The
+The expected values come from minivision.ops (pinned to torchvision by the tests). The
 mistakes are the classic ones: no half-pixel offset for ``aligned=True``, averaging over the
 samples that fell inside the map only, x and y swapped, the batch index read as part of the
 box, the box rounded to whole cells as in RoI pooling, outside samples clamped to the border
@@ -15,9 +15,9 @@ import math
 
 import numpy as np
 
-from ..roi import align as ref_align
-from ..roi import multiscale as ref_levels
-from ..roi._bilinear import _corners
+from ..ops import poolers as ref_levels
+from ..ops._bilinear import _corners
+from ..ops.roi_align import roi_align, roi_align_backward
 from ._core import Battery, Case, FunctionBattery, Mistake
 
 # ----------------------------------------------------------------------------- inputs
@@ -67,11 +67,11 @@ def _bilinear_reference(plane, y, x):
 
 
 def _align_reference(input, rois, output_size, spatial_scale=1.0, sampling_ratio=-1, aligned=False):
-    return ref_align.roi_align(input, rois, output_size, spatial_scale, sampling_ratio, aligned)
+    return roi_align(input, rois, output_size, spatial_scale, sampling_ratio, aligned)
 
 
 def _backward_reference(grad_output, rois, input_shape, spatial_scale=1.0, sampling_ratio=-1, aligned=False):  # fmt: skip
-    return ref_align.roi_align_backward(
+    return roi_align_backward(
         grad_output, rois, input_shape, spatial_scale, sampling_ratio, aligned
     )
 

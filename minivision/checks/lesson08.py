@@ -1,6 +1,6 @@
 """Lesson 08 battery: detection losses (BCE, focal, smooth L1 and its gradient, Fast R-CNN).
 
-The expected values come from minivision.losses (pinned to torch / torchvision by the tests).
+The expected values come from minivision.nn.losses (pinned to torch / torchvision by the tests).
 The mistakes are the classic ones: log(sigmoid(x)) computed naively (inf/NaN for large logits)
 or log(1 + e^x) overflowing, the focal loss's alpha on the wrong class or its modulating
 factor blind to the target, smooth L1 without the 1/beta or the -beta/2 offset, the box
@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import losses as L
+from ..detection.losses import fastrcnn_loss
+from ..nn import losses as L
 from ._core import Battery, Case, FunctionBattery, Mistake
 
 # ----------------------------------------------------------------------------- references
@@ -258,7 +259,7 @@ BATTERY = Battery(
         ),
         FunctionBattery(
             "fastrcnn_loss",
-            lambda *a: L.fastrcnn_loss(*a),
+            lambda *a: fastrcnn_loss(*a),
             [
                 Case("10 proposals, 3 classes + background", _rcnn()),
                 Case("logits of 800 and 900", _large_logits()),

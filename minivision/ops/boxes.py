@@ -1,0 +1,487 @@
+"""Boxes: formats, areas, the IoU family, clipping, filtering, and boxes around masks.
+
+Conventions (lesson 00 teaches them)
+------------------------------------
+* A box is ``(x1, y1, x2, y2)`` = (left, top, right, bottom) in *continuous* pixel coordinates:
+  ``x`` is the column, ``y`` the row; pixel ``(r, c)`` covers ``[c, c+1) x [r, r+1)``.
+  Width is ``x2 - x1`` and area ``(x2 - x1) * (y2 - y1)`` -- no legacy "+1" (only ``roi_pool``
+  keeps one, because torchvision does).
+* Boxes are arrays of shape ``(..., 4)``; the pairwise functions take ``(..., N, 4)`` and
+  ``(..., M, 4)`` and return ``(..., N, M)``, broadcasting the leading axes.
+* Nothing is checked about the values (``x2 >= x1``, finiteness): that would need a host
+  synchronisation. Degenerate boxes give torchvision's results, listed in each docstring.
+
+Every function mirrors the ``torchvision.ops`` function of the same name (0.29.1): arguments,
+result dtype and edge cases. All are device-pure (no host synchronisation) except
+:func:`remove_small_boxes`, whose output size depends on the values (one declared sync).
+"""
+
+from __future__ import annotations
+
+import math
+
+from .._backend import device
+from .._validate import check_boxes, check_fmt, namespace_of
+
+__all__ = [
+    "box_convert",
+    "box_area",
+    "box_iou",
+    "generalized_box_iou",
+    "distance_box_iou",
+    "complete_box_iou",
+    "clip_boxes_to_image",
+    "remove_small_boxes",
+    "masks_to_boxes",
+]
+
+# NumPy evaluates pairwise matrices in blocks of rows of about this many elements so that
+# every temporary stays in the CPU cache; GPU libraries get the whole matrix in one go.
+_CPU_BLOCK = 1 << 17
+
+
+# ----------------------------------------------------------------------------- dtype rules
+
+
+def _upcast(xp, x):
+    """torchvision's ``_upcast``: float16/bfloat16 -> float32, small integers -> int32.
+
+    It protects the products (areas) from overflow; float32/float64 and int32/int64 are kept.
+    """
+    if xp.isdtype(x.dtype, "real floating"):
+        return x if x.dtype in (xp.float32, xp.float64) else xp.astype(x, xp.float32)
+    if x.dtype in (xp.int32, xp.int64):
+        return x
+    if x.dtype in (xp.uint32, xp.uint64):
+        return xp.astype(x, xp.int64)
+    return xp.astype(x, xp.int32)
+
+
+def _float(xp, x):
+    """Where torch divides, integers become its default float (float32); floats stay."""
+    return x if xp.isdtype(x.dtype, "real floating") else xp.astype(x, xp.float32)
+
+
+def _common(xp, boxes1, boxes2):
+    """Promote two box arrays to one dtype the way torch does (an integer meets a float: float)."""
+    f1 = xp.isdtype(boxes1.dtype, "real floating")
+    f2 = xp.isdtype(boxes2.dtype, "real floating")
+    if f1 and not f2:
+        boxes2 = xp.astype(boxes2, boxes1.dtype)
+    elif f2 and not f1:
+        boxes1 = xp.astype(boxes1, boxes2.dtype)
+    dtype = xp.result_type(boxes1, boxes2)
+    return xp.astype(boxes1, dtype, copy=False), xp.astype(boxes2, dtype, copy=False)
+
+
+# ----------------------------------------------------------------------------- formats
+
+
+def box_convert(boxes, in_fmt: str, out_fmt: str):
+    """Convert boxes between the ``xyxy``, ``xywh`` and ``cxcywh`` formats.
+
+    Parameters
+    ----------
+    boxes : array of shape (..., 4)
+    in_fmt, out_fmt : {"xyxy", "xywh", "cxcywh"}
+        ``xyxy`` = (x1, y1, x2, y2) corners; ``xywh`` = (x1, y1, width, height);
+        ``cxcywh`` = (centre x, centre y, width, height).
+
+    Returns
+    -------
+    array of shape (..., 4)
+        A new array even when ``in_fmt == out_fmt``. Integer boxes stay integer when the
+        conversion only adds and subtracts (xyxy <-> xywh) and become float32 when it halves
+        (anything involving cxcywh), as in torchvision. ``xywh`` <-> ``cxcywh`` goes through
+        ``xyxy`` (two roundings), also as in torchvision.
+
+    Notes
+    -----
+    Mirrors ``torchvision.ops.box_convert``. Device-pure.
+    """
+    xp = namespace_of(boxes=boxes)
+    check_boxes(xp, boxes)
+    check_fmt("in_fmt", in_fmt)
+    check_fmt("out_fmt", out_fmt)
+    if in_fmt == out_fmt:
+        return xp.asarray(boxes, copy=True)
+    if in_fmt != "xyxy":
+        boxes = _to_xyxy(xp, boxes, in_fmt)
+    if out_fmt == "xyxy":
+        return boxes
+    x1, y1, x2, y2 = (boxes[..., i] for i in range(4))
+    if out_fmt == "xywh":
+        return xp.stack((x1, y1, x2 - x1, y2 - y1), axis=-1)
+    cx, cy = _float(xp, x1 + x2) / 2, _float(xp, y1 + y2) / 2
+    return xp.stack((cx, cy, _float(xp, x2 - x1), _float(xp, y2 - y1)), axis=-1)
+
+
+def _to_xyxy(xp, boxes, fmt):
+    a, b, w, h = (boxes[..., i] for i in range(4))
+    if fmt == "xywh":
+        return xp.stack((a, b, a + w, b + h), axis=-1)
+    a, b, w, h = (_float(xp, t) for t in (a, b, w, h))
+    return xp.stack((a - 0.5 * w, b - 0.5 * h, a + 0.5 * w, b + 0.5 * h), axis=-1)
+
+
+def box_area(boxes, fmt: str = "xyxy"):
+    """Area of each box.
+
+    Parameters
+    ----------
+    boxes : array of shape (..., 4)
+    fmt : {"xyxy", "xywh", "cxcywh"}
+
+    Returns
+    -------
+    array of shape (...)
+        ``(x2 - x1) * (y2 - y1)`` for xyxy, ``w * h`` otherwise. float16 boxes give float32,
+        small integer types give int32 (torchvision's up-casting against overflow). An inverted
+        box (x2 < x1) is not clamped: one inverted side gives a negative area, two a positive one.
+
+    Notes
+    -----
+    Mirrors ``torchvision.ops.box_area``. Device-pure.
+    """
+    xp = namespace_of(boxes=boxes)
+    check_boxes(xp, boxes)
+    check_fmt("fmt", fmt)
+    boxes = _upcast(xp, boxes)
+    if fmt == "xyxy":
+        return (boxes[..., 2] - boxes[..., 0]) * (boxes[..., 3] - boxes[..., 1])
+    return boxes[..., 2] * boxes[..., 3]
+
+
+# ----------------------------------------------------------------------------- pairwise
+
+
+def _pairwise(kernel, boxes1, boxes2, *args, upcast=False):
+    """Check and promote the inputs, then evaluate ``kernel(xp, b1, b2, *args) -> (..., n, M)``.
+
+    ``upcast`` up-casts the boxes first (float16 -> float32), as torchvision's DIoU and CIoU do.
+    On NumPy the rows go in blocks so that each temporary fits in the CPU cache (a 2000 x 2000
+    IoU matrix has a dozen 16 MB temporaries otherwise); other backends take one block.
+    """
+    xp = namespace_of(boxes1=boxes1, boxes2=boxes2)
+    check_boxes(xp, boxes1, "boxes1", min_ndim=2, shape_text="(..., N, 4)")
+    check_boxes(xp, boxes2, "boxes2", min_ndim=2, shape_text="(..., M, 4)")
+    boxes1, boxes2 = _common(xp, boxes1, boxes2)
+    if upcast:
+        boxes1, boxes2 = _upcast(xp, boxes1), _upcast(xp, boxes2)
+    n, m = boxes1.shape[-2], boxes2.shape[-2]
+    rows = n if not _is_numpy(xp) else max(1, _CPU_BLOCK // max(m, 1))
+    if rows >= n:
+        return kernel(xp, boxes1, boxes2, *args)
+    blocks = [kernel(xp, boxes1[..., i : i + rows, :], boxes2, *args) for i in range(0, n, rows)]
+    return xp.concat(blocks, axis=-2)
+
+
+def _is_numpy(xp) -> bool:
+    return xp.__name__ in ("array_api_compat.numpy", "numpy")
+
+
+def _corners(xp, boxes, fmt):
+    """(x1, y1, x2, y2) of each box, each (...), computed per format as torchvision does."""
+    a, b, c, d = (boxes[..., i] for i in range(4))
+    if fmt == "xywh":
+        return a, b, a + c, b + d
+    if fmt == "cxcywh":
+        half_w, half_h, a, b = _float(xp, c) / 2, _float(xp, d) / 2, _float(xp, a), _float(xp, b)
+        return a - half_w, b - half_h, a + half_w, b + half_h
+    return a, b, c, d
+
+
+def _split(xp, boxes1, boxes2, fmt="xyxy"):
+    """Corners of boxes1 shaped (..., N, 1) and of boxes2 shaped (..., 1, M), for broadcasting."""
+    a = tuple(t[..., :, None] for t in _corners(xp, boxes1, fmt))
+    b = tuple(xp.expand_dims(t, axis=-2) for t in _corners(xp, boxes2, fmt))
+    return a, b
+
+
+def _inter_union(xp, boxes1, boxes2, fmt="xyxy"):
+    """Intersection and union areas, in torchvision's exact operation order (bitwise equal)."""
+    area1 = box_area(boxes1, fmt)[..., :, None]  # (..., N, 1)
+    area2 = xp.expand_dims(box_area(boxes2, fmt), axis=-2)  # (..., 1, M)
+    (ax1, ay1, ax2, ay2), (bx1, by1, bx2, by2) = _split(xp, boxes1, boxes2, fmt)
+    # the difference is taken in the input dtype, then up-cast, as torchvision does
+    w = _upcast(xp, xp.minimum(ax2, bx2) - xp.maximum(ax1, bx1))
+    h = _upcast(xp, xp.minimum(ay2, by2) - xp.maximum(ay1, by1))
+    inter = xp.clip(w, min=0) * xp.clip(h, min=0)
+    union = (area1 + area2) - inter
+    return inter, union
+
+
+def _iou_kernel(xp, boxes1, boxes2, fmt="xyxy"):
+    inter, union = _inter_union(xp, boxes1, boxes2, fmt)
+    return _float(xp, inter) / _float(xp, union)
+
+
+def _enclosing(xp, boxes1, boxes2):
+    """Width and height of the smallest box enclosing each pair, clamped at 0."""
+    (ax1, ay1, ax2, ay2), (bx1, by1, bx2, by2) = _split(xp, boxes1, boxes2)
+    w = _upcast(xp, xp.maximum(ax2, bx2) - xp.minimum(ax1, bx1))
+    h = _upcast(xp, xp.maximum(ay2, by2) - xp.minimum(ay1, by1))
+    return xp.clip(w, min=0), xp.clip(h, min=0)
+
+
+def _giou_kernel(xp, boxes1, boxes2):
+    inter, union = _inter_union(xp, boxes1, boxes2)
+    iou = _float(xp, inter) / _float(xp, union)
+    w, h = _enclosing(xp, boxes1, boxes2)
+    area_c = w * h
+    return iou - _float(xp, area_c - union) / _float(xp, area_c)
+
+
+def _diou_kernel(xp, boxes1, boxes2, eps):
+    """DIoU and IoU of each pair (torchvision's ``_box_diou_iou``)."""
+    iou = _iou_kernel(xp, boxes1, boxes2)
+    w, h = _enclosing(xp, boxes1, boxes2)
+    diag2 = _float(xp, w**2 + h**2) + eps
+    (ax1, ay1, ax2, ay2), (bx1, by1, bx2, by2) = _split(xp, boxes1, boxes2)
+    acx, acy = _float(xp, ax1 + ax2) / 2, _float(xp, ay1 + ay2) / 2
+    bcx, bcy = _float(xp, bx1 + bx2) / 2, _float(xp, by1 + by2) / 2
+    rho2 = (acx - bcx) ** 2 + (acy - bcy) ** 2
+    return iou - rho2 / diag2, iou
+
+
+def _ciou_kernel(xp, boxes1, boxes2, eps):
+    diou, iou = _diou_kernel(xp, boxes1, boxes2, eps)
+    (ax1, ay1, ax2, ay2), (bx1, by1, bx2, by2) = _split(xp, boxes1, boxes2)
+    ratio1 = _float(xp, ax2 - ax1) / _float(xp, ay2 - ay1)
+    ratio2 = _float(xp, bx2 - bx1) / _float(xp, by2 - by1)
+    v = (4 / math.pi**2) * (xp.atan(ratio1) - xp.atan(ratio2)) ** 2
+    alpha = v / (1 - iou + v + eps)
+    return diou - alpha * v
+
+
+def box_iou(boxes1, boxes2, fmt: str = "xyxy"):
+    """Intersection over union of every pair of boxes.
+
+    .. math:: \\mathrm{IoU}(A, B) = \\frac{|A \\cap B|}{|A| + |B| - |A \\cap B|}
+
+    Parameters
+    ----------
+    boxes1 : array of shape (..., N, 4)
+    boxes2 : array of shape (..., M, 4)
+        Leading axes broadcast against each other.
+    fmt : {"xyxy", "xywh", "cxcywh"}
+        Format of both inputs.
+
+    Returns
+    -------
+    array of shape (..., N, M)
+        float32 for integer or float16 boxes, otherwise the boxes' dtype. No epsilon: two
+        identical zero-area boxes give 0/0 = NaN; a zero-area box against any other box gives 0;
+        an inverted box (both sides negative, so a positive area) overlaps nothing and gives 0.
+
+    Notes
+    -----
+    Mirrors ``torchvision.ops.box_iou`` with the same operation order, so float32 results are
+    bitwise equal. Device-pure.
+    """
+    check_fmt("fmt", fmt)
+    return _pairwise(_iou_kernel, boxes1, boxes2, fmt)
+
+
+def generalized_box_iou(boxes1, boxes2):
+    """Generalized IoU (Rezatofighi et al., CVPR 2019) of every pair of xyxy boxes.
+
+    .. math:: \\mathrm{GIoU} = \\mathrm{IoU} - \\frac{|C| - |A \\cup B|}{|C|}
+
+    where ``C`` is the smallest box enclosing ``A`` and ``B``. Unlike IoU it is negative for
+    disjoint boxes and grows as they approach, which gives a box-regression loss a gradient.
+
+    Parameters
+    ----------
+    boxes1 : array of shape (..., N, 4)
+    boxes2 : array of shape (..., M, 4)
+
+    Returns
+    -------
+    array of shape (..., N, M) in [-1, 1] for valid boxes; dtype as :func:`box_iou`.
+        No epsilon (as in torchvision): identical zero-area boxes give NaN; a zero-area box
+        against an inverted one can give ``C = 0`` and so +inf. When ``C`` is a *signed* zero
+        (an inverted box against coordinates of -0.0) the sign of that infinity follows the
+        library's min/max tie-breaking, which differs between NumPy and torch.
+
+    Notes
+    -----
+    Mirrors ``torchvision.ops.generalized_box_iou``; float32 results are bitwise equal.
+    Device-pure.
+    """
+    return _pairwise(_giou_kernel, boxes1, boxes2)
+
+
+def distance_box_iou(boxes1, boxes2, eps: float = 1e-7):
+    """Distance IoU (Zheng et al., AAAI 2020) of every pair of xyxy boxes.
+
+    .. math:: \\mathrm{DIoU} = \\mathrm{IoU} - \\frac{\\rho^2(b_A, b_B)}{c^2 + \\epsilon}
+
+    with ``rho`` the distance between the box centres and ``c`` the diagonal of the enclosing box.
+
+    Parameters
+    ----------
+    boxes1 : array of shape (..., N, 4)
+    boxes2 : array of shape (..., M, 4)
+    eps : float
+        Added to ``c**2`` only; the IoU term has none, so a pair of zero-area boxes is NaN.
+
+    Returns
+    -------
+    array of shape (..., N, M); float32 for integer or float16 boxes.
+
+    Notes
+    -----
+    Mirrors ``torchvision.ops.distance_box_iou``. Device-pure.
+    """
+    return _pairwise(_first_of_diou, boxes1, boxes2, eps, upcast=True)
+
+
+def _first_of_diou(xp, boxes1, boxes2, eps):
+    return _diou_kernel(xp, boxes1, boxes2, eps)[0]
+
+
+def complete_box_iou(boxes1, boxes2, eps: float = 1e-7):
+    """Complete IoU (Zheng et al., AAAI 2020) of every pair of xyxy boxes.
+
+    .. math:: \\mathrm{CIoU} = \\mathrm{DIoU} - \\alpha v, \\quad
+              v = \\frac{4}{\\pi^2}\\left(\\arctan\\frac{w_A}{h_A} -
+              \\arctan\\frac{w_B}{h_B}\\right)^2, \\quad
+              \\alpha = \\frac{v}{1 - \\mathrm{IoU} + v + \\epsilon}
+
+    ``v`` compares aspect ratios; a box with ``w = h = 0`` has the ratio 0/0 = NaN, which makes
+    its whole row or column NaN (as in torchvision); ``h = 0 < w`` gives arctan(inf) = pi/2.
+
+    Parameters
+    ----------
+    boxes1 : array of shape (..., N, 4)
+    boxes2 : array of shape (..., M, 4)
+    eps : float
+
+    Returns
+    -------
+    array of shape (..., N, M); float32 for integer or float16 boxes.
+
+    Notes
+    -----
+    Mirrors ``torchvision.ops.complete_box_iou``. Device-pure.
+    """
+    return _pairwise(_ciou_kernel, boxes1, boxes2, eps, upcast=True)
+
+
+# ----------------------------------------------------------------------------- image limits
+
+
+def clip_boxes_to_image(boxes, size):
+    """Clip boxes so that they lie inside an image of ``size = (height, width)``.
+
+    Parameters
+    ----------
+    boxes : array of shape (..., 4), xyxy
+    size : (int, int)
+        ``(height, width)`` -- rows first, as in ``image.shape[:2]``. x is clamped to
+        ``[0, width]`` and y to ``[0, height]``: the right edge of the last pixel column is
+        ``x = width``, not ``width - 1``, in continuous coordinates.
+
+    Returns
+    -------
+    array of shape (..., 4), same dtype. NaN coordinates stay NaN. Boxes entirely outside the
+    image become zero-width or zero-height boxes on its border; nothing removes them here.
+
+    Notes
+    -----
+    Mirrors ``torchvision.ops.clip_boxes_to_image``. Device-pure.
+    """
+    xp = namespace_of(boxes=boxes)
+    check_boxes(xp, boxes)
+    height, width = _image_size(size)
+    x = xp.clip(boxes[..., 0::2], min=0, max=width)
+    y = xp.clip(boxes[..., 1::2], min=0, max=height)
+    # (..., 2) and (..., 2) -> (..., 2, 2) -> (..., 4) back in x1, y1, x2, y2 order
+    return xp.reshape(xp.stack((x, y), axis=-1), boxes.shape)
+
+
+def _image_size(size):
+    try:
+        height, width = size
+        ok = all(float(v) == int(v) and int(v) >= 0 for v in (height, width))
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ValueError(f"size must be (height, width), two non-negative integers, got {size!r}")
+    return int(height), int(width)
+
+
+def remove_small_boxes(boxes, min_size: float):
+    """Indices of the boxes whose width **and** height are at least ``min_size``.
+
+    Parameters
+    ----------
+    boxes : array of shape (N, 4), xyxy
+    min_size : float
+        A side exactly equal to ``min_size`` is kept (torchvision's docstring says "larger
+        than", its code uses ``>=``; we follow the code). Inverted boxes have negative sides and
+        are removed for any ``min_size >= 0``; NaN sides are removed.
+
+    Returns
+    -------
+    integer array of shape (K,), increasing.
+
+    Notes
+    -----
+    Mirrors ``torchvision.ops.remove_small_boxes``. **One declared sync**: the number of kept
+    boxes depends on the values, so the device must report it to the host (``xp.nonzero``).
+    """
+    xp = namespace_of(boxes=boxes)
+    check_boxes(xp, boxes, min_ndim=2, shape_text="(N, 4)")
+    if boxes.ndim != 2:
+        raise ValueError(f"boxes must have shape (N, 4), got {tuple(boxes.shape)}")
+    if isinstance(min_size, bool) or not isinstance(min_size, (int, float)):
+        raise TypeError(f"min_size must be a number, got {type(min_size).__name__}")
+    ws, hs = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    if isinstance(min_size, float) and not xp.isdtype(boxes.dtype, "real floating"):
+        ws, hs = _float(xp, ws), _float(xp, hs)  # torch compares int sides to a float in float32
+    keep = (ws >= min_size) & (hs >= min_size)
+    return xp.nonzero(keep)[0]
+
+
+def masks_to_boxes(masks):
+    """The tightest box around each mask, in pixel-index coordinates.
+
+    Parameters
+    ----------
+    masks : array of shape (N, H, W)
+        Any dtype; a pixel belongs to the mask where it is non-zero.
+
+    Returns
+    -------
+    float32 array of shape (N, 4)
+        ``(x1, y1, x2, y2)`` = (first column, first row, last column, last row) holding a mask
+        pixel. Note the inclusive ends: a one-pixel mask gives a zero-area box, and the box does
+        **not** cover the mask's last pixel in continuous coordinates (add 1 to x2 and y2 for
+        that). An empty mask gives ``(0, 0, 0, 0)``.
+
+    Notes
+    -----
+    Mirrors ``torchvision.ops.masks_to_boxes``, with one deliberate difference: masks with no
+    pixels (``H == 0`` or ``W == 0``) give ``N`` empty boxes, where torchvision returns a
+    ``(0, 4)`` array that has lost the masks' count. Device-pure: first and last occupied
+    rows and columns are found with ``argmax`` over ``any``, not with ``nonzero``.
+    """
+    xp = namespace_of(masks=masks)
+    if masks.ndim != 3:
+        raise ValueError(f"masks must have shape (N, H, W), got {tuple(masks.shape)}")
+    n, h, w = masks.shape
+    dev = device(masks)
+    if h == 0 or w == 0:
+        return xp.zeros((n, 4), dtype=xp.float32, device=dev)
+    filled = masks != 0 if masks.dtype != xp.bool else masks
+    rows = xp.astype(xp.any(filled, axis=2), xp.int8)  # (N, H): row holds a mask pixel
+    cols = xp.astype(xp.any(filled, axis=1), xp.int8)  # (N, W)
+    y1 = xp.argmax(rows, axis=1)  # the first maximum: the first occupied row
+    x1 = xp.argmax(cols, axis=1)
+    y2 = (h - 1) - xp.argmax(xp.flip(rows, axis=1), axis=1)
+    x2 = (w - 1) - xp.argmax(xp.flip(cols, axis=1), axis=1)
+    boxes = xp.astype(xp.stack((x1, y1, x2, y2), axis=1), xp.float32)  # (N, 4)
+    occupied = xp.any(rows != 0, axis=1)[:, None]  # (N, 1)
+    return xp.where(occupied, boxes, xp.zeros_like(boxes))
