@@ -38,6 +38,10 @@ __all__ = [
     "stable_argsort",
     "namespace_of",
     "is_floating",
+    "is_numpy",
+    "is_host",
+    "library_sigmoid",
+    "smallest_k",
 ]
 
 
@@ -277,3 +281,43 @@ def stable_argsort(x, axis=-1):
         high = np.take_along_axis((key >> 16).astype(np.uint16), order, axis=-1)
         order = np.take_along_axis(order, np.argsort(high, axis=-1, kind="stable"), axis=-1)
     return np.moveaxis(order, -1, axis)
+
+
+# ----------------------------------------------------------------------------- library branches
+
+
+def is_numpy(xp) -> bool:
+    """Is ``xp`` NumPy (plain or array-api-compat's wrapper)? For CPU-only fast paths."""
+    return is_numpy_namespace(xp)
+
+
+def is_host(xp, x) -> bool:
+    """Does ``x`` live in host memory with a CPU library (NumPy, or a torch CPU tensor)?"""
+    return is_numpy_namespace(xp) or (
+        is_torch_namespace(xp) and getattr(x.device, "type", "") == "cpu"
+    )
+
+
+def library_sigmoid(xp, x):
+    """The library's own sigmoid where it has one (torch: bit-equal to torchvision's), else
+    ``1 / (1 + exp(-x))``."""
+    if is_torch_namespace(xp):
+        import torch
+
+        return torch.sigmoid(x)
+    return 1 / (1 + xp.exp(-x))
+
+
+def smallest_k(xp, key, k: int):
+    """Indices of the ``k`` smallest entries of the 1-D ``key``, ascending, ties by index (int64).
+
+    A stable ``argsort`` cut at ``k`` (device-pure); on NumPy a partial sort (``argpartition``)
+    finds the candidates first, with the same result.
+    """
+    n = key.shape[0]
+    if is_numpy_namespace(xp) and 0 < k < n:
+        kth = key[xp.argpartition(key, k - 1)[k - 1]]  # the k-th smallest key
+        candidates = xp.nonzero(key <= kth)[0]  # every key up to it, in index order
+        order = xp.argsort(key[candidates], stable=True)[:k]
+        return xp.astype(candidates[order], xp.int64)
+    return xp.astype(xp.argsort(key, stable=True)[:k], xp.int64)

@@ -7,9 +7,16 @@ argument and says what was expected.
 
 from __future__ import annotations
 
-from ._backend import namespace_of
+import numbers
 
-__all__ = ["check_boxes", "check_fmt", "namespace_of", "BOX_FORMATS"]
+__all__ = [
+    "BOX_FORMATS",
+    "check_boxes",
+    "check_fmt",
+    "check_number",
+    "check_ints",
+    "check_image_size",
+]
 
 BOX_FORMATS = ("xyxy", "xywh", "cxcywh")
 
@@ -30,3 +37,65 @@ def check_boxes(xp, boxes, name: str = "boxes", *, min_ndim: int = 1, shape_text
             f"{name} must have a real floating-point or integer dtype, got {boxes.dtype}"
         )
     return boxes
+
+
+# ----------------------------------------------------------------------------- scalar arguments
+
+
+def check_number(name: str, value, *, integer=False, minimum=None, positive=False, allow_nan=False):
+    """A Python or NumPy real number (``integer``: an integral one; never a bool), as float/int.
+
+    Wrong kind -> ``TypeError``; NaN (unless ``allow_nan``), below ``minimum`` or, with
+    ``positive``, not above 0 -> ``ValueError``. Every error names the argument and the rule,
+    e.g. "pre_nms_top_n must be a non-negative integer, got -1".
+    """
+    noun = "integer" if integer else "number"
+    if positive:
+        want = f"a positive {noun}"
+    elif minimum == 0:
+        want = f"a non-negative {noun}"
+    elif minimum is not None:
+        want = f"an {noun} >= {minimum}" if integer else f"a {noun} >= {minimum}"
+    else:
+        want = "an integer" if integer else "a real number"
+    kind = numbers.Integral if integer else numbers.Real
+    if isinstance(value, bool) or not isinstance(value, kind):
+        raise TypeError(f"{name} must be {want}, got {type(value).__name__} {value!r}")
+    value = int(value) if integer else float(value)
+    if value != value:
+        if allow_nan:
+            return value
+        raise ValueError(f"{name} must be a number, got NaN")
+    if (positive and not value > 0) or (minimum is not None and value < minimum):
+        raise ValueError(f"{name} must be {want}, got {value!r}")
+    return value
+
+
+def check_ints(name: str, value, length: int, *, minimum: int = 0, text: str = "", scalar=False):
+    """``length`` integers ``>= minimum`` as a tuple of ints (``scalar``: one int is repeated).
+
+    ``text`` names the parts for the message, e.g. ``"(height, width)"``. ``ValueError`` for a
+    wrong length, a non-integer or a value below ``minimum``.
+    """
+    if scalar and isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        value = (value,) * length
+    try:
+        parts = tuple(value)
+        ok = len(parts) == length and all(
+            isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= minimum
+            for v in parts
+        )
+    except TypeError:
+        ok = False
+    if not ok:
+        kind = "non-negative" if minimum == 0 else ("positive" if minimum == 1 else f">= {minimum}")
+        what = f"{text}, {length} {kind} integers" if text else f"{length} {kind} integers"
+        if scalar:
+            what = f"a {kind} integer or {what}"
+        raise ValueError(f"{name} must be {what}, got {value!r}")
+    return tuple(int(v) for v in parts)
+
+
+def check_image_size(name: str, value) -> tuple[int, int]:
+    """An image size ``(height, width)``: two non-negative integers."""
+    return check_ints(name, value, 2, text="(height, width)")

@@ -31,6 +31,20 @@ class Row:
         return self.minivision_ms / self.reference_ms
 
 
+def best_of(fn: Callable[[], object], repeat: int = 3) -> float:
+    """The shortest wall time of ``repeat`` calls of ``fn()``, in **seconds** (the notebooks' timer).
+
+    The minimum, not the mean: on a shared machine every disturbance only adds time, so the
+    fastest call is the best estimate of the code's own cost.
+    """
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
 def timeit(mine: Callable[[], object], ref: Callable[[], object], repeats: int, warmup: int = 2):
     """Median wall times (ms) of ``mine()`` and ``ref()`` after ``warmup`` calls of each.
 

@@ -12,8 +12,9 @@ from __future__ import annotations
 import numpy as np
 from skimage import data  # the sample images ship with scikit-image: no download
 
-from ..proposals import _merge as merge
+from ..proposals._felzenszwalb_batched import merge_batched
 from ..proposals.felzenszwalb import edge_weights, felzenszwalb
+from ..proposals.felzenszwalb_merge import grid_edges, labels_by_first_appearance
 from ._core import Battery, Case, FunctionBattery, Mistake
 
 # ----------------------------------------------------------------------------- comparing
@@ -75,7 +76,7 @@ def same_edges(got, expected) -> str | None:
 
 
 def _grid_edges(height, width):
-    u, v = merge.grid_edges(height, width)
+    u, v = grid_edges(height, width)
     return np.stack([u, v], axis=1)
 
 
@@ -85,7 +86,7 @@ def _edge_weights(image, sigma):
 
 def _segment_graph(num_nodes, edges, weights, k, min_size):
     edges = np.asarray(edges).reshape(-1, 2)
-    return merge.merge_batched(edges[:, 0], edges[:, 1], weights, num_nodes, k, min_size)
+    return merge_batched(edges[:, 0], edges[:, 1], weights, num_nodes, k, min_size)
 
 
 def _felzenszwalb(image, scale=1, sigma=0.8, min_size=20):
@@ -130,7 +131,7 @@ def _merge(num_nodes, edges, weights, k, min_size, *, strict=True, min_size_firs
             internal[a] = w
     if not min_size_first:
         small_pass()
-    return merge.labels_by_first_appearance(np.array([find(x) for x in range(num_nodes)]))
+    return labels_by_first_appearance(np.array([find(x) for x in range(num_nodes)]))
 
 
 def _segment_graph_wrong(**switches):

@@ -1,6 +1,6 @@
 """Lesson 03 battery: selective search (Uijlings et al., IJCV 2013).
 
-The expected values come from minivision.proposals._grouping (its grouping is pinned to
+The expected values come from minivision.proposals.ss_features / ss_grouping (its grouping is pinned to
 a textbook loop by the tests). The classic mistakes: neighbours from bounding-box overlap
 instead of pixel adjacency (or 4-connectivity), unnormalised or per-channel-normalised
 histograms, forgetting to update the similarities after a merge, and averaging the merged
@@ -12,8 +12,9 @@ from __future__ import annotations
 import numpy as np
 from skimage import data  # the sample images ship with scikit-image: no download
 
-from ..proposals import _grouping as ref
+from ..proposals import ss_features as ref
 from ..proposals.felzenszwalb import felzenszwalb
+from ..proposals.ss_grouping import group
 from ._core import Battery, Case, FunctionBattery, Mistake
 
 # ----------------------------------------------------------------------------- inputs
@@ -56,7 +57,7 @@ def _histograms(image, labels, n):
 
 
 def _group(hist, sizes, boxes, pairs):
-    h = ref.group(hist, np.zeros((len(sizes), 0)), np.asarray(boxes, float), sizes, pairs, "CSF")
+    h = group(hist, np.zeros((len(sizes), 0)), np.asarray(boxes, float), sizes, pairs, "CSF")
     return h.merges
 
 

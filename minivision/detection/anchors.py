@@ -20,6 +20,7 @@ import math
 import numbers
 
 from .._backend import array_namespace, device, is_array_api_obj
+from .._validate import check_image_size
 
 __all__ = ["AnchorGenerator", "DefaultBoxGenerator"]
 
@@ -42,19 +43,6 @@ def _positive_numbers(name, values, *, integers=False):
     return values
 
 
-def _image_size(image_size):
-    try:
-        h, w = image_size
-        ok = all(
-            isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 0 for v in (h, w)
-        )
-    except (TypeError, ValueError):
-        ok = False
-    if not ok:
-        raise ValueError(
-            f"image_size must be (height, width), two non-negative integers, got {image_size!r}"
-        )
-    return int(h), int(w)
 
 
 def _grid_sizes_and_like(feature_maps, like):
@@ -242,7 +230,7 @@ class AnchorGenerator:
         array of shape (sum_l H_l * W_l * A_l, 4), xyxy; or a list of (H_l * W_l * A_l, 4)
             torchvision returns a list with this same array once per image of the batch.
         """
-        h, w = _image_size(image_size)
+        h, w = check_image_size("image_size", image_size)
         sizes, like, xp = _grid_sizes_and_like(feature_maps, like)
         strides = [(h // gh, w // gw) for gh, gw in sizes]
         levels = self.grid_anchors(sizes, strides, like=like)
@@ -356,7 +344,7 @@ class DefaultBoxGenerator:
 
         Arguments as for :meth:`AnchorGenerator.__call__`.
         """
-        h, w = _image_size(image_size)
+        h, w = check_image_size("image_size", image_size)
         sizes, like, xp = _grid_sizes_and_like(feature_maps, like)
         if len(sizes) != len(self.aspect_ratios):
             raise ValueError(

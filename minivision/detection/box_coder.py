@@ -23,8 +23,7 @@ from __future__ import annotations
 import math
 import numbers
 
-from .._backend import device, is_array_api_obj
-from .._validate import namespace_of
+from .._backend import device, is_array_api_obj, namespace_of
 
 __all__ = ["BoxCoder"]
 

@@ -11,8 +11,7 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
-from .._backend import scatter_add
-from .._validate import namespace_of
+from .._backend import namespace_of, scatter_add
 from ..nn._loss_core import as_0d, check_float, concat_parts, sigmoid, smooth_l1, smooth_l1_grad
 from ..nn.losses import (
     binary_cross_entropy_with_logits,

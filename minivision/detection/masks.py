@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 
-from .._validate import namespace_of
+from .._backend import namespace_of
 from ..nn._loss_core import as_0d, log_sigmoid, sigmoid
 from ..ops import roi_align
 

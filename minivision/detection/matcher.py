@@ -18,16 +18,12 @@ from __future__ import annotations
 import numbers
 import random
 
-from .._backend import device, is_array_api_obj
-from .._validate import namespace_of
+from .._backend import device, is_array_api_obj, namespace_of
+from .._validate import check_number
 
 __all__ = ["Matcher", "BalancedPositiveNegativeSampler", "balanced_sample"]
 
 
-def _threshold(name, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or value != value:
-        raise TypeError(f"{name} must be a real number, got {value!r}")
-    return float(value)
 
 
 # ----------------------------------------------------------------------------- matching
@@ -67,8 +63,8 @@ class Matcher:
     BETWEEN_THRESHOLDS = -2
 
     def __init__(self, high_threshold, low_threshold, allow_low_quality_matches: bool = False):
-        high = _threshold("high_threshold", high_threshold)
-        low = _threshold("low_threshold", low_threshold)
+        high = check_number("high_threshold", high_threshold)
+        low = check_number("low_threshold", low_threshold)
         if low > high:
             raise ValueError(
                 f"low_threshold must be <= high_threshold, got low {low} and high {high}"

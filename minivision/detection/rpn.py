@@ -21,13 +21,10 @@ from __future__ import annotations
 
 import numbers
 
-from array_api_compat import is_numpy_namespace, is_torch_namespace
-
-from .._backend import device, is_array_api_obj
-from .._validate import namespace_of
+from .._backend import device, is_array_api_obj, library_sigmoid, namespace_of, smallest_k
+from .._validate import check_image_size, check_number
 from ..ops.boxes import clip_boxes_to_image
 from ..ops.nms import batched_nms
-from .anchors import _image_size
 from .box_coder import BoxCoder
 
 __all__ = ["rpn_proposals", "concat_box_prediction_layers", "top_k"]
@@ -118,25 +115,12 @@ def top_k(x, k: int):
     if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 0 <= k <= x.shape[0]:
         raise ValueError(f"k must be an integer in [0, {x.shape[0]}], got {k!r}")
     key = xp.where(xp.isnan(x), xp.asarray(-xp.inf, dtype=x.dtype, device=device(x)), -x)
-    n = x.shape[0]
-    if is_numpy_namespace(xp) and 0 < k < n:
-        # the k-th smallest key, then every key up to it (index order), then a stable sort
-        kth = key[xp.argpartition(key, k - 1)[k - 1]]
-        candidates = xp.nonzero(key <= kth)[0]
-        order = xp.argsort(key[candidates], stable=True)[:k]
-        return xp.astype(candidates[order], xp.int64)
-    return xp.astype(xp.argsort(key, stable=True)[:k], xp.int64)
+    return smallest_k(xp, key, k)
 
 
 # ----------------------------------------------------------------------------- proposals
 
 
-def _sigmoid(xp, x):
-    if is_torch_namespace(xp):
-        import torch
-
-        return torch.sigmoid(x)
-    return 1 / (1 + xp.exp(-x))
 
 
 def _flat(xp, name, value, per_level, width):
@@ -161,12 +145,6 @@ def _flat(xp, name, value, per_level, width):
     return value
 
 
-def _count(name, value, *, allow_float=False):
-    kinds = numbers.Real if allow_float else numbers.Integral
-    if isinstance(value, bool) or not isinstance(value, kinds) or value < 0:
-        what = "a non-negative number" if allow_float else "a non-negative integer"
-        raise ValueError(f"{name} must be {what}, got {value!r}")
-    return value
 
 
 def rpn_proposals(
@@ -237,12 +215,12 @@ def rpn_proposals(
     for name, v in (("objectness", objectness), ("deltas", deltas)):
         if not xp.isdtype(v.dtype, "real floating"):
             raise TypeError(f"{name} must have a floating-point dtype, got {v.dtype}")
-    pre_nms_top_n = _count("pre_nms_top_n", pre_nms_top_n)
-    post_nms_top_n = _count("post_nms_top_n", post_nms_top_n)
-    min_size = _count("min_size", min_size, allow_float=True)
+    pre_nms_top_n = check_number("pre_nms_top_n", pre_nms_top_n, integer=True, minimum=0)
+    post_nms_top_n = check_number("post_nms_top_n", post_nms_top_n, integer=True, minimum=0)
+    min_size = check_number("min_size", min_size, minimum=0)
     if isinstance(score_thresh, bool) or not isinstance(score_thresh, numbers.Real):
         raise TypeError(f"score_thresh must be a number, got {type(score_thresh).__name__}")
-    h, w = _image_size(image_size)
+    h, w = check_image_size("image_size", image_size)
     dev = device(objectness)
 
     # 1. top-k logits per level (device-pure: every k is known from the shapes)
@@ -258,7 +236,7 @@ def rpn_proposals(
     # 2. decode the chosen anchors only; probabilities
     chosen = xp.take(xp.concat(list(anchors), axis=0), idx, axis=0)
     boxes = _RPN_CODER.decode(xp.take(deltas, idx, axis=0), chosen)  # (sum k_l, 4)
-    scores = _sigmoid(xp, xp.take(objectness, idx))
+    scores = library_sigmoid(xp, xp.take(objectness, idx))
 
     # 3. clip, drop small and low-scoring boxes (the declared sync: how many are left)
     boxes = clip_boxes_to_image(boxes, (h, w))

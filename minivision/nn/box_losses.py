@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
-from .._validate import namespace_of
+from .._backend import namespace_of
 from ._loss_core import check_reduction, reduce, upstream
 
 __all__ = [

@@ -23,7 +23,7 @@ depends on the data.
 
 from __future__ import annotations
 
-from .._validate import namespace_of
+from .._backend import namespace_of
 from ._loss_core import (
     as_0d,
     check_float,

@@ -27,7 +27,7 @@ from .boxes import (
 from .nms import batched_nms, nms, soft_nms
 from .poolers import infer_scale, level_mapper, multiscale_roi_align
 from .ps_roi_align import ps_roi_align, ps_roi_align_backward
-from .roi_align import roi_align, roi_align_backward
+from .roi_align import roi_align, roi_align_backward, roi_align_naive
 from .roi_pool import roi_pool, roi_pool_backward
 
 __all__ = [
@@ -47,6 +47,7 @@ __all__ = [
     "roi_pool_backward",
     "roi_align",
     "roi_align_backward",
+    "roi_align_naive",
     "ps_roi_align",
     "ps_roi_align_backward",
     "multiscale_roi_align",

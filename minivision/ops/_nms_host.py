@@ -6,7 +6,7 @@ ways (both proved below, and tested against torchvision and a textbook loop):
 
 1. **Blocks.** The score-sorted boxes are taken a block of ``B`` still-alive boxes at a time. A
    block's boxes are already known to survive every box kept *before* the block; among
-   themselves they are resolved by the fixed-point iteration of :func:`resolve_block` on the
+   themselves they are resolved by the fixed-point iteration of :func:`minivision.ops._nms_core.resolve_block` on the
    ``B x B`` suppression mask. The block's kept boxes then suppress later boxes in one
    vectorised step, and the suppressed ones are never looked at again.
 2. **Only nearby boxes.** A box can only suppress boxes that lie near it, and how near is fixed
@@ -23,7 +23,10 @@ it after one ``to_numpy`` and returns through one ``from_numpy``.
 
 from __future__ import annotations
 
+import array_api_compat.numpy as npx
 import numpy as np
+
+from ._nms_core import iou_above, overlaps, resolve_block
 
 # Boxes resolved together in one block of the greedy scan (tests shrink it to hit every branch).
 BLOCK = 128
@@ -40,57 +43,12 @@ MARGIN = 1e-4
 # ----------------------------------------------------------------------------- IoU tests
 
 
-def overlaps(r, c, tf, rc=None, cc=None):
-    """``IoU(r_i, c_j) > t`` for every row box against every column box: bool (R, C).
-
-    ``r`` (5, R) and ``c`` (5, C) hold the rows ``x1, y1, x2, y2, area``; ``tf`` is the
-    threshold in the boxes' dtype (see :func:`comparable_threshold`); with categories
-    ``rc``/``cc`` only boxes of the same category can overlap. torchvision's operation order:
-    ``w = max(0, min(x2) - max(x1))``, ``inter = w * h``, ``ovr = inter / ((a_i + a_j) - inter)``.
-    """
-    w = np.minimum(r[2][:, None], c[2]) - np.maximum(r[0][:, None], c[0])  # (R, C)
-    h = np.minimum(r[3][:, None], c[3]) - np.maximum(r[1][:, None], c[1])
-    hit = _iou_above(w, h, np.add(r[4][:, None], c[4]), tf)
-    if rc is not None:
-        hit &= rc[:, None] == cc
-    return hit
-
-
 def pair_overlaps(b, i, j, tf):
     """``IoU(b_i, b_j) > t`` for the index pairs ``(i[k], j[k])``: bool (K,); same arithmetic."""
     bi, bj = np.take(b, i, axis=1), np.take(b, j, axis=1)  # (5, K) each
     w = np.minimum(bi[2], bj[2]) - np.maximum(bi[0], bj[0])
     h = np.minimum(bi[3], bj[3]) - np.maximum(bi[1], bj[1])
-    return _iou_above(w, h, np.add(bi[4], bj[4]), tf)
-
-
-def _iou_above(w, h, area_sum, tf):
-    """``inter / (area_sum - inter) > tf`` from the raw overlap sides, reusing the buffers."""
-    np.maximum(w, 0, out=w)
-    np.maximum(h, 0, out=h)
-    inter = np.multiply(w, h, out=w)
-    union = np.subtract(area_sum, inter, out=area_sum)
-    return np.divide(inter, union, out=inter) > tf
-
-
-def resolve_block(s, alive):
-    """Greedy NMS inside one block, given its suppression mask: the fixed point of
-
-    ``keep[j] = alive[j] and not any(keep[i] and s[i, j] for i < j)``.
-
-    ``s`` is the strictly upper-triangular (B, B) mask ``IoU > t`` in score order. Iterating the
-    right-hand side from any start reaches the unique fixed point -- after round ``r`` the first
-    ``r`` entries are final -- and a round that changes nothing proves it has been reached. That
-    fixed point is by definition the greedy result (Cluster-NMS, Zheng et al. 2021). Usually
-    2-6 rounds; at most ``B + 1``.
-    """
-    keep = alive
-    for _ in range(s.shape[0] + 1):
-        new = alive & ~np.any(s & keep[:, None], axis=0)
-        if np.array_equal(new, keep):
-            return keep
-        keep = new
-    raise AssertionError("unreachable: the iteration settles within B + 1 rounds")
+    return iou_above(npx, w, h, bi[4] + bj[4], tf)
 
 
 # ----------------------------------------------------------------------------- spatial index
@@ -275,8 +233,8 @@ def greedy(b, t, cats=None, block=BLOCK):
         blk = pending[:block] + start  # the next `block` alive boxes
         cb = None if cats is None else cats[blk]
         rows = np.take(b, blk, axis=1)  # (5, B)
-        s = np.triu(overlaps(rows, rows, tf, cb, cb), k=1)
-        winners = blk[resolve_block(s, np.ones(blk.size, dtype=bool))]
+        s = np.triu(overlaps(npx, rows, rows, tf, cb, cb), k=1)
+        winners = blk[resolve_block(npx, s, np.ones(blk.size, dtype=bool))]
         kept.append(winners)
         alive[start : blk[-1] + 1] = False  # every alive box in this range was in the block
         start = int(blk[-1]) + 1
@@ -303,7 +261,7 @@ def _suppress_dense(b, winners, alive, start, tf, cats):
     for c in range(0, later.size, step):
         cols = later[c : c + step]
         cc = None if cats is None else cats[cols]
-        hit = np.any(overlaps(rows, np.take(b, cols, axis=1), tf, rc, cc), axis=0)
+        hit = np.any(overlaps(npx, rows, np.take(b, cols, axis=1), tf, rc, cc), axis=0)
         alive[cols[hit]] = False
 
 

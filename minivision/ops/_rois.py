@@ -15,23 +15,17 @@ not finite, is an **invalid RoI** -- it pools nothing (output 0) and receives no
 
 from __future__ import annotations
 
-import numbers
-
 from .._backend import device, namespace_of
+from .._validate import check_ints
 
 __all__ = [
     "as_rois",
     "check_input",
     "output_hw",
     "roi_validity",
-    "is_numpy",
-    "float_or_number",
 ]
 
 
-def is_numpy(xp) -> bool:
-    """True for NumPy, where the CPU-specific paths (channel blocks, SciPy) pay off."""
-    return xp.__name__ in ("array_api_compat.numpy", "numpy")
 
 
 def check_input(xp, input, name="input"):
@@ -45,25 +39,9 @@ def check_input(xp, input, name="input"):
 
 def output_hw(output_size) -> tuple[int, int]:
     """``output_size`` as ``(PH, PW)``: an int or a pair of positive ints."""
-    size = (output_size, output_size) if isinstance(output_size, numbers.Integral) else output_size
-    try:
-        ph, pw = size
-        ok = all(
-            isinstance(v, numbers.Integral) and not isinstance(v, bool) and v > 0 for v in size
-        )
-    except (TypeError, ValueError):
-        ok = False
-    if not ok:
-        raise ValueError(
-            f"output_size must be a positive int or a pair (PH, PW) of them, got {output_size!r}"
-        )
-    return int(ph), int(pw)
+    return check_ints("output_size", output_size, 2, minimum=1, text="(PH, PW)", scalar=True)
 
 
-def float_or_number(name, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
-    return float(value)
 
 
 def as_rois(input, boxes, name: str = "boxes"):

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import math
 
-from .._backend import device
-from .._validate import check_boxes, check_fmt, namespace_of
+from .._backend import device, is_numpy, namespace_of
+from .._validate import check_boxes, check_fmt, check_image_size
 
 __all__ = [
     "box_convert",
@@ -169,15 +169,13 @@ def _pairwise(kernel, boxes1, boxes2, *args, upcast=False):
     if upcast:
         boxes1, boxes2 = _upcast(xp, boxes1), _upcast(xp, boxes2)
     n, m = boxes1.shape[-2], boxes2.shape[-2]
-    rows = n if not _is_numpy(xp) else max(1, _CPU_BLOCK // max(m, 1))
+    rows = n if not is_numpy(xp) else max(1, _CPU_BLOCK // max(m, 1))
     if rows >= n:
         return kernel(xp, boxes1, boxes2, *args)
     blocks = [kernel(xp, boxes1[..., i : i + rows, :], boxes2, *args) for i in range(0, n, rows)]
     return xp.concat(blocks, axis=-2)
 
 
-def _is_numpy(xp) -> bool:
-    return xp.__name__ in ("array_api_compat.numpy", "numpy")
 
 
 def _corners(xp, boxes, fmt):
@@ -394,22 +392,13 @@ def clip_boxes_to_image(boxes, size):
     """
     xp = namespace_of(boxes=boxes)
     check_boxes(xp, boxes)
-    height, width = _image_size(size)
+    height, width = check_image_size("size", size)
     x = xp.clip(boxes[..., 0::2], min=0, max=width)
     y = xp.clip(boxes[..., 1::2], min=0, max=height)
     # (..., 2) and (..., 2) -> (..., 2, 2) -> (..., 4) back in x1, y1, x2, y2 order
     return xp.reshape(xp.stack((x, y), axis=-1), boxes.shape)
 
 
-def _image_size(size):
-    try:
-        height, width = size
-        ok = all(float(v) == int(v) and int(v) >= 0 for v in (height, width))
-    except (TypeError, ValueError):
-        ok = False
-    if not ok:
-        raise ValueError(f"size must be (height, width), two non-negative integers, got {size!r}")
-    return int(height), int(width)
 
 
 def remove_small_boxes(boxes, min_size: float):

@@ -14,7 +14,7 @@ is sequential by nature; this module computes its result in two exact ways:
   over boxes at all, only array operations on the input's device. For a block of boxes,
   ``keep[j] = not any(keep[i] and IoU(i, j) > t for i < j)`` is iterated as a whole-block
   matrix operation until nothing changes; the unique fixed point of that equation *is* the
-  greedy result (proof in :func:`_resolve_block`), so the iteration is exact, not an
+  greedy result (proof in :func:`minivision.ops._nms_core.resolve_block`), so the iteration is exact, not an
   approximation. We chose it over torchvision's CUDA bitmask because the bitmask's final
   scan is sequential per box and needs a custom kernel; Cluster-NMS runs unchanged on every
   Array API library (and is tested on all of them against the greedy scan).
@@ -29,13 +29,10 @@ kernel does. All functions return new arrays and never modify their inputs.
 
 from __future__ import annotations
 
-import math
-import numbers
-
-from array_api_compat import is_numpy_namespace, is_torch_namespace
-
-from .._backend import device, from_numpy, namespace_of, to_numpy
+from .._backend import device, from_numpy, is_host, namespace_of, to_numpy
+from .._validate import check_number
 from . import _nms_host
+from ._nms_core import overlaps, resolve_block
 
 __all__ = ["nms", "batched_nms", "soft_nms"]
 
@@ -87,7 +84,7 @@ def nms(boxes, scores, iou_threshold: float, *, path: str = "auto"):
     """
     xp = namespace_of(boxes=boxes, scores=scores)
     _check_boxes_scores(xp, boxes, scores)
-    t = _check_threshold("iou_threshold", iou_threshold)
+    t = check_number("iou_threshold", iou_threshold)
     return _greedy(xp, boxes, scores, None, t, _check_path(path))
 
 
@@ -133,7 +130,7 @@ def batched_nms(boxes, scores, idxs, iou_threshold: float, *, path: str = "auto"
         )
     if not xp.isdtype(idxs.dtype, "integral"):
         raise TypeError(f"idxs must have an integer dtype, got {idxs.dtype}")
-    t = _check_threshold("iou_threshold", iou_threshold)
+    t = check_number("iou_threshold", iou_threshold)
     return _greedy(xp, boxes, scores, idxs, t, _check_path(path))
 
 
@@ -187,11 +184,11 @@ def soft_nms(
     """
     xp = namespace_of(boxes=boxes, scores=scores)
     _check_boxes_scores(xp, boxes, scores)
-    t = _check_threshold("iou_threshold", iou_threshold)
-    sigma = _check_threshold("sigma", sigma)
+    t = check_number("iou_threshold", iou_threshold)
+    sigma = check_number("sigma", sigma)
     if not sigma > 0:
         raise ValueError(f"sigma must be positive, got {sigma}")
-    score_threshold = _check_threshold("score_threshold", score_threshold)
+    score_threshold = check_number("score_threshold", score_threshold)
     if method not in ("linear", "gaussian"):
         raise ValueError(f"method must be 'linear' or 'gaussian', got {method!r}")
     keep, new_scores = _nms_host.soft(
@@ -221,13 +218,6 @@ def _check_boxes_scores(xp, boxes, scores):
         )
 
 
-def _check_threshold(name, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    value = float(value)
-    if math.isnan(value):
-        raise ValueError(f"{name} must be a number, got NaN")
-    return value
 
 
 def _check_path(path) -> str:
@@ -243,10 +233,7 @@ def _greedy(xp, boxes, scores, idxs, t, path):
     if boxes.shape[0] == 0:
         return xp.zeros(0, dtype=xp.int64, device=device(boxes))
     if path == "auto":
-        on_cpu = is_numpy_namespace(xp) or (
-            is_torch_namespace(xp) and getattr(boxes.device, "type", "") == "cpu"
-        )
-        path = "host" if on_cpu else "device"
+        path = "host" if is_host(xp, boxes) else "device"
     if path == "host":
         cats = None if idxs is None else to_numpy(idxs)
         keep = _nms_host.nms(to_numpy(boxes), to_numpy(scores), t, cats)
@@ -264,50 +251,14 @@ def _score_order(xp, scores):
     return xp.take(order, xp.argsort(is_number, stable=True))
 
 
-def _overlaps(xp, rows, cols, tf, row_cats=None, col_cats=None):
-    """``IoU(row_i, col_j) > t`` for all pairs: bool (R, C), torchvision's operation order.
-
-    ``rows`` and ``cols`` are tuples ``(x1, y1, x2, y2, area)`` of 1-D arrays. With categories,
-    only boxes of the same category can overlap.
-    """
-    rx1, ry1, rx2, ry2, ra = (v[:, None] for v in rows)  # (R, 1)
-    cx1, cy1, cx2, cy2, ca = cols  # (C,)
-    w = xp.clip(xp.minimum(rx2, cx2) - xp.maximum(rx1, cx1), min=0.0)  # (R, C)
-    h = xp.clip(xp.minimum(ry2, cy2) - xp.maximum(ry1, cy1), min=0.0)
-    inter = w * h
-    hit = inter / ((ra + ca) - inter) > tf
-    if row_cats is not None:
-        hit = hit & (row_cats[:, None] == col_cats)
-    return hit
-
-
-def _resolve_block(xp, s, alive):
-    """Greedy NMS inside a block from its (B, B) mask ``s[i, j] = i < j and IoU(i, j) > t``.
-
-    ``keep`` must satisfy ``keep[j] = alive[j] and not any(keep[i] and s[i, j] for i)``. The
-    equation has exactly one solution (decide ``j = 0, 1, ...`` in turn: each right-hand side
-    only involves earlier entries), and it is the greedy result. Iterating the right-hand side
-    as a matrix operation from any start fixes at least one more leading entry per round, so a
-    round that changes nothing has reached the solution -- at most ``B + 1`` rounds, usually
-    2-6 (chains of boxes each overlapping the next take more). **One sync per round.**
-    """
-    keep = alive
-    for _ in range(s.shape[0] + 1):
-        new = alive & ~xp.any(s & keep[:, None], axis=0)
-        if bool(xp.all(new == keep)):  # the declared sync: has the iteration settled?
-            return keep
-        keep = new
-    raise AssertionError("unreachable: the iteration settles within B + 1 rounds")
-
-
 def _nms_device(xp, boxes, scores, idxs, t):
     """Blocked Cluster-NMS: exact greedy NMS with whole-block array operations only.
 
     The score-sorted boxes are cut into blocks of ``DEVICE_BLOCK``. Block ``a`` is resolved by
-    :func:`_resolve_block`, given which of its boxes earlier blocks already suppressed; its kept
+    :func:`minivision.ops._nms_core.resolve_block`, given which of its boxes earlier blocks already suppressed; its kept
     boxes then suppress boxes of every later block ``c`` through one (B, B) tile of IoUs, the
     tiles of torchvision's CUDA bitmask kernel. Shapes never depend on the data, so the only
-    syncs are the rounds of :func:`_resolve_block` and the final ``nonzero``.
+    syncs are the rounds of :func:`minivision.ops._nms_core.resolve_block` and the final ``nonzero``.
     """
     n = boxes.shape[0]
     order = _score_order(xp, scores)
@@ -324,13 +275,13 @@ def _nms_device(xp, boxes, scores, idxs, t):
     for a, (s, e) in enumerate(spans):
         rows = tuple(v[s:e] for v in cols)
         rc = None if cats is None else cats[s:e]
-        tile = xp.triu(_overlaps(xp, rows, rows, tf, rc, rc), k=1)  # (B, B), i < j only
-        keep = _resolve_block(xp, tile, ~suppressed[a])
+        tile = xp.triu(overlaps(xp, rows, rows, tf, rc, rc), k=1)  # (B, B), i < j only
+        keep = resolve_block(xp, tile, ~suppressed[a])
         kept.append(keep)
         for c in range(a + 1, len(spans)):
             s2, e2 = spans[c]
             cc = None if cats is None else cats[s2:e2]
-            hit = _overlaps(xp, rows, tuple(v[s2:e2] for v in cols), tf, rc, cc)
+            hit = overlaps(xp, rows, tuple(v[s2:e2] for v in cols), tf, rc, cc)
             suppressed[c] = suppressed[c] | xp.any(hit & keep[:, None], axis=0)
     keep = xp.concat(kept)
     return xp.take(order, xp.nonzero(keep)[0])  # the declared sync: how many were kept

@@ -19,9 +19,9 @@ Invalid RoIs (batch index outside ``[0, N)``, NaN/inf coordinates) give 0 and no
 from __future__ import annotations
 
 from .._backend import csr_matmul, device
+from .._validate import check_ints, check_number
 from . import _bilinear as bl
-from ._rois import as_rois, check_input, float_or_number, output_hw, roi_validity
-from .roi_align import _sampling_ratio, _shape4
+from ._rois import as_rois, check_input, output_hw, roi_validity
 
 __all__ = ["ps_roi_align", "ps_roi_align_backward"]
 
@@ -93,7 +93,7 @@ def ps_roi_align_backward(
     array of shape (N, C, H, W). Bins without samples (count 0) send nothing back, as in
     torchvision (its loop over samples is empty). Device-pure.
     """
-    shape = _shape4("input_shape", input_shape)
+    shape = check_ints("input_shape", input_shape, 4, text="(N, C, H, W)")
     if grad_output.ndim != 4:
         raise ValueError(
             f"grad_output must have shape (K, C_out, PH, PW), got {tuple(grad_output.shape)}"
@@ -151,9 +151,9 @@ class _PsPlan:
     """Geometry and weights of a position-sensitive RoIAlign call."""
 
     def __init__(self, xp, rois, shape, output_size, spatial_scale, sampling_ratio):
-        scale = float_or_number("spatial_scale", spatial_scale)
+        scale = check_number("spatial_scale", spatial_scale, positive=True)
         self.ph, self.pw = output_hw(output_size)
-        sr = _sampling_ratio(sampling_ratio)
+        sr = check_number("sampling_ratio", sampling_ratio, integer=True)
         n, c, h, w = shape
         if c % (self.ph * self.pw):
             raise ValueError(

@@ -30,13 +30,14 @@ nothing, where torchvision's forward multiplies the map's first pixel by 0, so t
 
 from __future__ import annotations
 
-import numbers
+import math
 
-from .._backend import csr_matmul
+from .._backend import csr_matmul, device, to_numpy
+from .._validate import check_ints, check_number
 from . import _bilinear as bl
-from ._rois import as_rois, check_input, float_or_number, output_hw, roi_validity
+from ._rois import as_rois, check_input, output_hw, roi_validity
 
-__all__ = ["roi_align", "roi_align_backward"]
+__all__ = ["roi_align", "roi_align_backward", "roi_align_naive"]
 
 
 def roi_align(
@@ -89,6 +90,82 @@ def roi_align(
     return out / plan.count[:, None, None, None]
 
 
+def _bilinear_at(plane, h: int, w: int, y: float, x: float) -> float:
+    """torchvision's ``bilinear_interpolate`` of one (H, W) plane (nested lists) at (y, x)."""
+    if y < -1.0 or y > h or x < -1.0 or x > w:
+        return 0.0  # outside the map: nothing
+    y, x = max(y, 0.0), max(x, 0.0)
+    y0, x0 = int(y), int(x)
+    if y0 >= h - 1:
+        y0 = y1 = h - 1
+        y = float(y0)
+    else:
+        y1 = y0 + 1
+    if x0 >= w - 1:
+        x0 = x1 = w - 1
+        x = float(x0)
+    else:
+        x1 = x0 + 1
+    ly, lx = y - y0, x - x0
+    hy, hx = 1.0 - ly, 1.0 - lx
+    return hy * hx * plane[y0][x0] + hy * lx * plane[y0][x1] + ly * hx * plane[y1][x0] + ly * lx * plane[y1][x1]
+
+
+def roi_align_naive(
+    input, boxes, output_size, spatial_scale: float = 1.0, sampling_ratio: int = -1, aligned=False
+):
+    """The textbook RoIAlign: four nested loops (RoI, channel, bin, sample), one point at a time.
+
+    The same arguments and result as :func:`roi_align` (which the tests check it against),
+    written as the paper describes it: scale the box, cut it into ``PH x PW`` bins, read
+    ``grid x grid`` points per bin by bilinear interpolation, average them. Slow (a Python loop
+    per sample point: use it on small inputs) and kept as the definition the fast operator
+    implements. Host island: one ``to_numpy`` in, Python floats, one array out on ``input``'s
+    backend.
+    """
+    xp, rois = as_rois(input, boxes)
+    check_input(xp, input)
+    ph, pw = output_hw(output_size)
+    scale = check_number("spatial_scale", spatial_scale, positive=True)
+    sr = check_number("sampling_ratio", sampling_ratio, integer=True)
+    n, c, h, w = input.shape
+    maps = to_numpy(input).tolist()  # (N, C, H, W) nested lists of Python floats
+    offset = 0.5 if aligned else 0.0
+    out = []  # (K, C, PH, PW)
+    for b, x1, y1, x2, y2 in to_numpy(rois).tolist():
+        if not (0 <= b < n) or not all(math.isfinite(v) for v in (x1, y1, x2, y2)):
+            out.append([[[0.0] * pw for _ in range(ph)] for _ in range(c)])  # invalid RoI
+            continue
+        start_x, start_y = x1 * scale - offset, y1 * scale - offset
+        roi_w, roi_h = x2 * scale - offset - start_x, y2 * scale - offset - start_y
+        if not aligned:  # the original Mask R-CNN stretched tiny boxes to one cell
+            roi_w, roi_h = max(roi_w, 1.0), max(roi_h, 1.0)
+        bin_w, bin_h = roi_w / pw, roi_h / ph
+        grid_h = sr if sr > 0 else math.ceil(roi_h / ph)
+        grid_w = sr if sr > 0 else math.ceil(roi_w / pw)
+        count = max(grid_h * grid_w, 1)
+        planes = []
+        for plane in maps[int(b)]:
+            bins = []
+            for i in range(ph):
+                row = []
+                for j in range(pw):
+                    total = 0.0
+                    for iy in range(grid_h):
+                        y = start_y + i * bin_h + (iy + 0.5) * bin_h / grid_h
+                        for ix in range(grid_w):
+                            x = start_x + j * bin_w + (ix + 0.5) * bin_w / grid_w
+                            total += _bilinear_at(plane, h, w, y, x)
+                    row.append(total / count)
+                bins.append(row)
+            planes.append(bins)
+        out.append(planes)
+    result = xp.asarray(out, dtype=xp.float64, device=device(input)) if out else xp.zeros(
+        (0, c, ph, pw), dtype=xp.float64, device=device(input)
+    )
+    return xp.astype(result, input.dtype)
+
+
 def roi_align_backward(
     grad_output,
     boxes,
@@ -121,7 +198,7 @@ def roi_align_backward(
     Mirrors torchvision's ``_roi_align_backward``; agreement as for the forward pass. Where
     several samples, bins or RoIs read the same cell their contributions add up. Device-pure.
     """
-    shape = _shape4("input_shape", input_shape)
+    shape = check_ints("input_shape", input_shape, 4, text="(N, C, H, W)")
     if grad_output.ndim != 4:
         raise ValueError(
             f"grad_output must have shape (K, C, PH, PW), got {tuple(grad_output.shape)}"
@@ -151,30 +228,17 @@ def roi_align_backward(
 # ----------------------------------------------------------------------------- the plan
 
 
-def _shape4(name, shape):
-    try:
-        dims = tuple(int(v) for v in shape)
-        ok = len(dims) == 4 and all(v >= 1 for v in dims) and dims == tuple(shape)
-    except (TypeError, ValueError):
-        ok = False
-    if not ok:
-        raise ValueError(f"{name} must be (N, C, H, W), four positive ints, got {shape!r}")
-    return dims
 
 
-def _sampling_ratio(value) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"sampling_ratio must be an int, got {type(value).__name__}")
-    return int(value)
 
 
 class _Plan:
     """Everything the forward and backward passes share: the RoIs, their geometry, weights."""
 
     def __init__(self, xp, rois, shape, output_size, spatial_scale, sampling_ratio, aligned):
-        scale = float_or_number("spatial_scale", spatial_scale)
+        scale = check_number("spatial_scale", spatial_scale, positive=True)
         self.ph, self.pw = output_hw(output_size)
-        sr = _sampling_ratio(sampling_ratio)
+        sr = check_number("sampling_ratio", sampling_ratio, integer=True)
         if not isinstance(aligned, bool):
             raise TypeError(f"aligned must be a bool, got {type(aligned).__name__}")
         n, _, h, w = shape

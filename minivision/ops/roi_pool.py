@@ -38,8 +38,9 @@ nothing: 0 and argmax -1, where torchvision reads out of bounds or returns garba
 
 from __future__ import annotations
 
-from .._backend import device, scatter_add, stable_argsort
-from ._rois import as_rois, check_input, float_or_number, is_numpy, output_hw, roi_validity
+from .._backend import device, is_numpy, scatter_add, stable_argsort
+from .._validate import check_ints, check_number
+from ._rois import as_rois, check_input, output_hw, roi_validity
 
 __all__ = ["roi_pool", "roi_pool_backward"]
 
@@ -79,7 +80,7 @@ def roi_pool(input, boxes, output_size, spatial_scale: float = 1.0, *, return_ar
     NaNs. Deliberate difference: invalid RoIs (batch index out of range, NaN/inf coordinates)
     give 0 / -1 instead of undefined behaviour. Device-pure.
     """
-    scale = float_or_number("spatial_scale", spatial_scale)
+    scale = check_number("spatial_scale", spatial_scale, positive=True)
     ph, pw = output_hw(output_size)
     xp, rois = as_rois(input, boxes)
     check_input(xp, input)
@@ -124,7 +125,7 @@ def roi_pool_backward(grad_output, boxes, argmax, input_shape):
     (RoI, channel, bin), so on NumPy the float32 and float64 results are bitwise equal.
     Device-pure: one scatter-add.
     """
-    n, c, h, w = _shape4("input_shape", input_shape)
+    n, c, h, w = check_ints("input_shape", input_shape, 4, text="(N, C, H, W)")
     xp, rois = as_rois(grad_output, boxes)
     if grad_output.ndim != 4 or grad_output.shape[:2] != (rois.shape[0], c):
         raise ValueError(
@@ -155,15 +156,6 @@ def roi_pool_backward(grad_output, boxes, argmax, input_shape):
 # ----------------------------------------------------------------------------- geometry
 
 
-def _shape4(name, shape):
-    try:
-        dims = tuple(int(v) for v in shape)
-        ok = len(dims) == 4 and all(v >= 0 for v in dims) and dims == tuple(shape)
-    except (TypeError, ValueError):
-        ok = False
-    if not ok:
-        raise ValueError(f"{name} must be (N, C, H, W), four non-negative ints, got {shape!r}")
-    return dims
 
 
 def _lowest(xp, dtype):

@@ -13,7 +13,7 @@ raster scan). Two parts, two backend kinds:
 * :func:`edge_weights` -- smoothing and edge weights -- runs on the input's backend
   (NumPy, CuPy, torch, ...) and is device-pure;
 * the merge (a union-find sweep over the sorted edges) is a **host island**:
-  one ``to_numpy`` of the weights, NumPy in :mod:`minivision.proposals._merge`, one
+  one ``to_numpy`` of the weights, NumPy in :mod:`minivision.proposals.felzenszwalb_merge`, one
   ``from_numpy`` of the labels.
 """
 
@@ -22,8 +22,10 @@ from __future__ import annotations
 import math
 import operator
 
-from .._backend import device, from_numpy, namespace_of, to_numpy
-from ._merge import gaussian_kernel1d, segment_grid
+from .._backend import from_numpy, namespace_of, to_numpy
+from .._validate import check_number
+from ._felzenszwalb_batched import segment_grid
+from ._gaussian import gaussian_filter2d
 
 __all__ = ["felzenszwalb", "edge_weights"]
 
@@ -88,59 +90,9 @@ def _as_float64(xp, image):
     raise TypeError(f"image must have a boolean, integer or real floating dtype, got {dtype}")
 
 
-def _number(name, value, *, integer=False):
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        try:  # NumPy / array scalars
-            value = operator.index(value) if integer else float(value)
-        except (TypeError, ValueError):
-            kind = "an int" if integer else "a real number"
-            raise TypeError(f"{name} must be {kind}, got {type(value).__name__}") from None
-    if integer and not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    if math.isnan(value) or value < 0:
-        raise ValueError(f"{name} must be >= 0, got {value}")
-    return value
 
 
 # ----------------------------------------------------------------------------- smoothing
-
-
-def _reflect_index(i: int, n: int) -> int:
-    """scipy.ndimage's 'reflect' border (d c b a | a b c d | d c b a), repeating for short lines."""
-    i %= 2 * n
-    return i if i < n else 2 * n - 1 - i
-
-
-def _correlate1d(xp, x, taps, axis):
-    """Correlate ``x`` with symmetric ``taps`` along ``axis``, scipy's 'reflect' border.
-
-    Adds the products in the order of scipy's C loop for symmetric kernels (centre first,
-    then the pairs from the outside in), so the float64 result is bit-identical.
-    """
-    n = x.shape[axis]
-    r = len(taps) // 2
-    idx = xp.asarray(
-        [_reflect_index(i, n) for i in range(-r, n + r)], dtype=xp.int64, device=device(x)
-    )
-    padded = xp.take(x, idx, axis=axis)  # (..., n + 2r, ...) along axis
-
-    def shifted(start):
-        sl = [slice(None)] * x.ndim
-        sl[axis] = slice(start, start + n)
-        return padded[tuple(sl)]
-
-    out = shifted(r) * taps[r]
-    for d in range(r, 0, -1):
-        out = out + (shifted(r - d) + shifted(r + d)) * taps[r - d]
-    return out
-
-
-def _gaussian(xp, image, sigma):
-    """``scipy.ndimage.gaussian_filter(image, (sigma, sigma, 0), mode='reflect')``, exactly."""
-    taps = gaussian_kernel1d(sigma)
-    if not taps:
-        return image
-    return _correlate1d(xp, _correlate1d(xp, image, taps, 0), taps, 1)
 
 
 # ----------------------------------------------------------------------------- weights
@@ -171,11 +123,11 @@ def _weights(xp, img):
 
 def _prepare(image, sigma, channel_axis):
     xp = namespace_of(image=image)
-    sigma = _number("sigma", sigma)
+    sigma = check_number("sigma", sigma, minimum=0)
     if math.isinf(sigma):
         raise ValueError(f"sigma must be finite, got {sigma}")
     img = _as_float64(xp, _channels_last(xp, image, channel_axis))
-    return xp, img, _gaussian(xp, img, sigma)
+    return xp, img, gaussian_filter2d(xp, img, sigma)
 
 
 def edge_weights(image, sigma=0.8, *, channel_axis=-1):
@@ -195,7 +147,7 @@ def edge_weights(image, sigma=0.8, *, channel_axis=-1):
     -------
     float64 array of shape (E,), E = H(W-1) + (H-1)W + 2(H-1)(W-1)
         ``sqrt(sum_c (I[p, c] - I[q, c])**2)`` for each edge ``(p, q)`` of
-        :func:`minivision.proposals._merge.grid_edges`, in that order: right, down,
+        :func:`minivision.proposals.felzenszwalb_merge.grid_edges`, in that order: right, down,
         down-right, up-right neighbours. Bit-identical to scikit-image's ``costs``.
 
     Notes
@@ -257,11 +209,11 @@ def felzenszwalb(image, scale=1, sigma=0.8, min_size=20, *, channel_axis=-1):
 
     Backend kind: host island. The smoothing and weights run on the input's backend; the
     merge copies the weights to the host once (``to_numpy``), runs in NumPy
-    (:func:`minivision.proposals._merge.merge_batched`) and copies the labels back once
+    (:func:`minivision.proposals._felzenszwalb_batched.merge_batched`) and copies the labels back once
     (``from_numpy``). The NaN check rides on that same copy.
     """
-    scale = _number("scale", scale)
-    min_size = _number("min_size", min_size, integer=True)
+    scale = check_number("scale", scale, minimum=0)
+    min_size = check_number("min_size", min_size, integer=True, minimum=0)
     xp, img, smooth = _prepare(image, sigma, channel_axis)
     height, width = smooth.shape[0], smooth.shape[1]
     # One more entry after the weights: 0.0 if every pixel is finite, 1.0 otherwise.

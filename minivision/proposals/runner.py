@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ._workers import cpu_count
+
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"}
 
 __all__ = ["run_proposals", "load_proposals", "save_atomic"]
@@ -94,7 +96,7 @@ def run_proposals(
     if not paths:
         raise ValueError(f"IMAGES_DIR {images_dir} holds no images ({sorted(IMAGE_SUFFIXES)})")
     if workers is None:
-        workers = os.cpu_count() or 1
+        workers = cpu_count()
     if workers < 1:
         raise ValueError(f"--workers must be >= 1, got {workers}")
     results: dict[str, np.ndarray] = {}

@@ -23,7 +23,7 @@ regions are coarser; and OpenCV ranks the boxes the other way round (small regio
 as its source says ("this is inverted from the paper").
 
 Backend kind: host island. One ``to_numpy`` of the image, the grouping in NumPy
-(:mod:`minivision.proposals._grouping`), one ``from_numpy`` of the boxes.
+(:mod:`minivision.proposals.ss_grouping`), one ``from_numpy`` of the boxes.
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ from __future__ import annotations
 import operator
 
 from .._backend import array_namespace, from_numpy, to_numpy
-from ._grouping import STRATEGIES, proposals_host, rgb_from_host
+from .ss_features import STRATEGIES, rgb_from_host
+from .ss_grouping import proposals_host
 
 __all__ = ["selective_search", "MODES"]
 
@@ -134,7 +135,7 @@ def selective_search(
     texture histograms; s_size, s_fill; greedy merging with size-weighted histogram
     propagation and only the new region's similarities recomputed (a heap);
     ranking key = position in the hierarchy (1 = whole image) x RND, pooled over all
-    hierarchies, duplicates removed. Details: :mod:`minivision.proposals._grouping`.
+    hierarchies, duplicates removed. Details: :mod:`minivision.proposals.ss_grouping`.
 
     Backend kind: host island (one ``to_numpy`` in, one ``from_numpy`` out).
     """

@@ -599,7 +599,7 @@ def test_device_path_syncs_only_where_declared(monkeypatch):
     import array_api_strict as xs
 
     rounds = []
-    original = nms_module._resolve_block
+    original = nms_module.resolve_block
 
     def resolve(xp, s, alive):
         counts_before = dict(counts)
@@ -607,7 +607,7 @@ def test_device_path_syncs_only_where_declared(monkeypatch):
         rounds.append(counts.get("__bool__", 0) - counts_before.get("__bool__", 0))
         return out
 
-    monkeypatch.setattr(nms_module, "_resolve_block", resolve)
+    monkeypatch.setattr(nms_module, "resolve_block", resolve)
     monkeypatch.setattr(nms_module, "DEVICE_BLOCK", 40)
     counts = _count_syncs(monkeypatch, xs)
     b, s = clustered(0, 200, np.float32, ties=3)

@@ -336,7 +336,7 @@ def test_roi_pool_bad_input(be):
         mv.roi_pool(x, rois, (0, 2))
     with pytest.raises(ValueError, match="output_size must be a positive int"):
         mv.roi_pool(x, rois, 2.5)
-    with pytest.raises(TypeError, match="spatial_scale must be a number"):
+    with pytest.raises(TypeError, match="spatial_scale must be a positive number"):
         mv.roi_pool(x, rois, 2, "1")
     with pytest.raises(TypeError, match="boxes must have the same dtype as input"):
         mv.roi_pool(x, be.asarray(np.zeros((3, 5)), dtype="int64"), 2)

@@ -27,7 +27,8 @@ from skimage.segmentation import felzenszwalb as sk_felzenszwalb
 from skimage.util import img_as_float64
 
 import minivision as mv
-import minivision.proposals._merge as merge
+import minivision.proposals._felzenszwalb_batched as batched
+import minivision.proposals.felzenszwalb_merge as merge
 from minivision._backend import to_numpy
 from minivision.proposals.felzenszwalb import edge_weights, felzenszwalb
 
@@ -399,13 +400,13 @@ BAD = [
     (np.zeros((4, 5)), {"channel_axis": 0}, ValueError, "2-D"),
     (np.zeros((4, 5, 3)), {"channel_axis": "last"}, TypeError, "channel_axis must be an int"),
     (np.zeros((4, 5, 3)), {"channel_axis": True}, TypeError, "channel_axis must be an int"),
-    (np.zeros((4, 5, 3)), {"scale": -1}, ValueError, "scale must be >= 0"),
-    (np.zeros((4, 5, 3)), {"scale": math.nan}, ValueError, "scale must be >= 0"),
-    (np.zeros((4, 5, 3)), {"scale": "big"}, TypeError, "scale must be a real number"),
-    (np.zeros((4, 5, 3)), {"sigma": -0.5}, ValueError, "sigma must be >= 0"),
+    (np.zeros((4, 5, 3)), {"scale": -1}, ValueError, "scale must be a non-negative number"),
+    (np.zeros((4, 5, 3)), {"scale": math.nan}, ValueError, "scale must be a number, got NaN"),
+    (np.zeros((4, 5, 3)), {"scale": "big"}, TypeError, "scale must be a non-negative number"),
+    (np.zeros((4, 5, 3)), {"sigma": -0.5}, ValueError, "sigma must be a non-negative number"),
     (np.zeros((4, 5, 3)), {"sigma": math.inf}, ValueError, "sigma must be finite"),
-    (np.zeros((4, 5, 3)), {"min_size": -1}, ValueError, "min_size must be >= 0"),
-    (np.zeros((4, 5, 3)), {"min_size": 2.5}, TypeError, "min_size must be an int"),
+    (np.zeros((4, 5, 3)), {"min_size": -1}, ValueError, "min_size must be a non-negative integer"),
+    (np.zeros((4, 5, 3)), {"min_size": 2.5}, TypeError, "min_size must be a non-negative integer"),
     (np.zeros((0, 5, 3)), {}, ValueError, "image must not be empty"),
     (np.zeros((4, 0)), {"channel_axis": None}, ValueError, "image must not be empty"),
     (np.zeros((4, 5, 0)), {}, ValueError, "image must not be empty"),
@@ -478,7 +479,7 @@ def test_batched_merge_equals_the_sequential_loop(g, k, min_size, window, level_
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(merge, "LEVEL_MIN", level_min)
         mp.setattr(merge, "_GROUP", group)
-        got = merge.merge_batched(u, v, weights, n, k, min_size, window=window)
+        got = batched.merge_batched(u, v, weights, n, k, min_size, window=window)
     assert np.array_equal(got, want)
     edges = np.stack([u, v], axis=1).reshape(-1, 2)
     assert same_partition(
@@ -489,20 +490,20 @@ def test_batched_merge_equals_the_sequential_loop(g, k, min_size, window, level_
 def test_level_steps_fall_back_when_merged_components_close_at_their_own_weight(monkeypatch):
     """k = 1e-44: float32(0 + k/|C|) underflows to 0 once |C| > 14, so the order matters again."""
     calls = []
-    level_step = merge._level_step
-    monkeypatch.setattr(merge, "_level_step", lambda *a: calls.append(level_step(*a)) or calls[-1])
+    level_step = batched._level_step
+    monkeypatch.setattr(batched, "_level_step", lambda *a: calls.append(level_step(*a)) or calls[-1])
     image = np.zeros((20, 30))
     image[5:9, 4:25] = 1.0
     u, v = merge.grid_edges(20, 30)
     weights = np.abs(image.ravel()[u] - image.ravel()[v])
-    got = merge.merge_batched(u, v, weights, 600, 1e-44, 3)
+    got = batched.merge_batched(u, v, weights, 600, 1e-44, 3)
     assert False in calls
     assert np.array_equal(got, merge.merge_sequential(u, v, weights, 600, 1e-44, 3))
 
 
 def test_merge_rejects_a_window_out_of_range():
     with pytest.raises(ValueError, match="window must be in"):
-        merge.merge_batched([0], [1], [0.5], 2, 1.0, 0, window=70000)
+        batched.merge_batched([0], [1], [0.5], 2, 1.0, 0, window=70000)
 
 
 def test_labels_are_numbered_by_first_appearance():

@@ -17,7 +17,8 @@ import scipy.ndimage as ndi
 from helpers import assert_backend
 from skimage import data
 
-import minivision.proposals._grouping as g
+import minivision.proposals.ss_features as feat
+import minivision.proposals.ss_grouping as grp
 from minivision._backend import to_numpy
 from minivision.proposals.felzenszwalb import felzenszwalb
 from minivision.proposals.selective_search import selective_search
@@ -35,7 +36,7 @@ def test_colour_histogram_by_hand():
     # 1 x 4 image, two regions of two pixels; one channel.
     image = np.array([[[0.0], [255.0], [10.0], [11.0]]])  # bin width 256 / 25 = 10.24
     labels = np.array([[0, 0, 1, 1]])
-    h = g.colour_histograms(image, labels, 2)
+    h = feat.colour_histograms(image, labels, 2)
     expected = np.zeros((2, 25))
     expected[0, 0] = expected[0, 24] = 0.5  # 0 -> bin 0, 255 -> bin 24
     expected[1, 0] = expected[1, 1] = 0.5  # 10 -> bin 0, 11 -> bin 1 (11 > 10.24)
@@ -45,7 +46,7 @@ def test_colour_histogram_by_hand():
 def test_colour_histogram_three_channels_sum_to_one():
     image = np.array([[[0.0, 128.0, 255.0], [20.0, 30.0, 40.0]]])
     labels = np.array([[0, 0]])
-    h = g.colour_histograms(image, labels, 1)
+    h = feat.colour_histograms(image, labels, 1)
     assert h.shape == (1, 75)
     expected = np.zeros(75)
     # bins: floor(v * 25 / 256): 0->0, 128->12, 255->24, 20->1, 30->2, 40->3; 6 counts in total
@@ -57,7 +58,7 @@ def test_colour_histogram_three_channels_sum_to_one():
 
 def test_texture_maps_against_scipy_derivatives(crop):
     img = crop.astype(np.float64)
-    maps = g.texture_maps(img)
+    maps = feat.texture_maps(img)
     assert maps.shape == (*img.shape, 8)
     gx = ndi.gaussian_filter(img, sigma=(1, 1, 0), order=(0, 1, 0), mode="reflect", truncate=4)
     gy = ndi.gaussian_filter(img, sigma=(1, 1, 0), order=(1, 0, 0), mode="reflect", truncate=4)
@@ -70,14 +71,14 @@ def test_texture_maps_against_scipy_derivatives(crop):
 @pytest.mark.parametrize("space", ["hsv", "i"])
 def test_image_texture_codes_equal_codes_of_maps(crop, space):
     # the search's compact path must give exactly the slots of the documented two-step path
-    img = g.convert_colour(crop.astype(np.float64), space)
-    expected = g.texture_codes(g.texture_maps(img))
-    got = g.image_texture_codes(img)
+    img = feat.convert_colour(crop.astype(np.float64), space)
+    expected = feat.texture_codes(feat.texture_maps(img))
+    got = feat.image_texture_codes(img)
     assert got.shape == expected.shape
     np.testing.assert_array_equal(got, expected)
     flat = np.full((5, 6, 3), 100.0)
     np.testing.assert_array_equal(
-        g.image_texture_codes(flat), g.texture_codes(g.texture_maps(flat))
+        feat.image_texture_codes(flat), feat.texture_codes(feat.texture_maps(flat))
     )
 
 
@@ -85,7 +86,7 @@ def test_texture_histogram_flat_image():
     img = np.full((5, 6, 3), 100.0)
     labels = np.zeros((5, 6), dtype=np.intp)
     labels[:, 3:] = 1
-    h = g.texture_histograms(g.texture_maps(img), labels, 2)
+    h = feat.texture_histograms(feat.texture_maps(img), labels, 2)
     assert h.shape == (2, 3 * 8 * 10)
     expected = np.zeros(240)
     expected[::10] = 1 / 24  # no gradient: everything in bin 0 of each of the 24 blocks
@@ -98,11 +99,11 @@ def test_texture_histogram_flat_image():
 def test_similarities_by_hand():
     a = np.array([0.5, 0.25, 0.25, 0.0])
     b = np.array([0.0, 0.5, 0.25, 0.25])
-    assert g.similarity_colour(a, b) == 0.5  # 0 + 0.25 + 0.25 + 0
-    assert g.similarity_colour(a, a) == 1.0
-    assert g.similarity_size(10.0, 30.0, 100.0) == pytest.approx(0.6)
+    assert feat.similarity_colour(a, b) == 0.5  # 0 + 0.25 + 0.25 + 0
+    assert feat.similarity_colour(a, a) == 1.0
+    assert feat.similarity_size(10.0, 30.0, 100.0) == pytest.approx(0.6)
     # boxes (0,0,2,2) and (3,0,5,2): union box 5 x 2 = 10; sizes 4 and 4; image 100
-    fill = g.similarity_fill([0, 0, 2, 2], [3, 0, 5, 2], 4.0, 4.0, 100.0)
+    fill = feat.similarity_fill([0, 0, 2, 2], [3, 0, 5, 2], 4.0, 4.0, 100.0)
     assert fill == pytest.approx(1 - (10 - 8) / 100)
 
 
@@ -130,7 +131,7 @@ def test_neighbours_are_pixel_adjacency_not_box_overlap():
             [4, 4, 4, 4, 3],
         ]
     )
-    pairs = g.region_neighbours(labels)
+    pairs = feat.region_neighbours(labels)
     assert [tuple(p) for p in pairs.tolist()] == _neighbours_brute(labels)
     # region 2 sits inside the boxes of 0 and 1 but touches only 1
     assert (0, 2) not in {tuple(p) for p in pairs.tolist()}
@@ -140,7 +141,7 @@ def test_neighbours_are_pixel_adjacency_not_box_overlap():
 
 def test_neighbours_random(crop):
     labels = felzenszwalb(crop, scale=50, sigma=0.8, min_size=20)
-    pairs = g.region_neighbours(labels)
+    pairs = feat.region_neighbours(labels)
     assert [tuple(p) for p in pairs.tolist()] == _neighbours_brute(labels)
 
 
@@ -148,13 +149,13 @@ def test_neighbours_random(crop):
 
 
 def _setup(crop, space="hsv", k=50):
-    img = g.convert_colour(crop.astype(np.float64), space)
+    img = feat.convert_colour(crop.astype(np.float64), space)
     labels = felzenszwalb(np.rint(img).astype(np.uint8), scale=k, sigma=0.8, min_size=k)
     n = int(labels.max()) + 1
-    ch = g.colour_histograms(img, labels, n)
-    th = g.texture_histograms(g.texture_maps(img), labels, n)
-    boxes, sizes = g.region_boxes(labels, n)
-    return labels, n, ch, th, boxes, sizes, g.region_neighbours(labels)
+    ch = feat.colour_histograms(img, labels, n)
+    th = feat.texture_histograms(feat.texture_maps(img), labels, n)
+    boxes, sizes = feat.region_boxes(labels, n)
+    return labels, n, ch, th, boxes, sizes, feat.region_neighbours(labels)
 
 
 def _group_textbook(ch, th, boxes, sizes, pairs, strategy):
@@ -210,7 +211,7 @@ def _group_textbook(ch, th, boxes, sizes, pairs, strategy):
 def test_grouping_equals_textbook_loop(crop, strategy):
     _, n, ch, th, boxes, sizes, pairs = _setup(crop[:40, :48], k=30)
     assert n > 10
-    h = g.group(ch, th, boxes, sizes, pairs, strategy)
+    h = grp.group(ch, th, boxes, sizes, pairs, strategy)
     assert h.merges.tolist() == [
         list(m) for m in _group_textbook(ch, th, boxes, sizes, pairs, strategy)
     ]
@@ -218,7 +219,7 @@ def test_grouping_equals_textbook_loop(crop, strategy):
 
 def test_hierarchy_invariants(crop):
     labels, n, ch, th, boxes, sizes, pairs = _setup(crop)
-    h = g.group(ch, th, boxes, sizes, pairs, "CTSF")
+    h = grp.group(ch, th, boxes, sizes, pairs, "CTSF")
     assert h.merges.shape == (n - 1, 2)
     assert len(h.boxes) == 2 * n - 1
     owner = labels.copy()  # current region of every pixel
@@ -245,8 +246,8 @@ def test_hierarchy_invariants(crop):
 def test_rank_boxes_formula():
     rng_boxes = np.array([[0, 0, 1, 1], [1, 1, 2, 2], [0, 0, 2, 2]], dtype=float)
     other = np.array([[0, 0, 2, 2], [5, 5, 6, 6], [0, 0, 1, 1]], dtype=float)
-    hs = [g.Hierarchy(None, rng_boxes, None), g.Hierarchy(None, other, None)]
-    got = g.rank_boxes(hs, np.random.default_rng(7))
+    hs = [grp.Hierarchy(None, rng_boxes, None), grp.Hierarchy(None, other, None)]
+    got = grp.rank_boxes(hs, np.random.default_rng(7))
     r = np.random.default_rng(7)
     keys = np.concatenate([np.array([3, 2, 1]) * r.random(3), np.array([3, 2, 1]) * r.random(3)])
     allb = np.concatenate([rng_boxes, other])
@@ -262,12 +263,12 @@ def test_initial_regions_are_felzenszwalb(crop):
     # the search shares one set of edge weights between the ks of a colour space; its initial
     # regions must still be exactly minivision.felzenszwalb's segments at each k
     rgb = crop.astype(np.float64)
-    hierarchies = g._hierarchies_of(rgb, "lab", (50, 100), ("S",), 0.8, None)
-    img = np.rint(g.convert_colour(rgb, "lab")).astype(np.uint8)
+    hierarchies = grp.hierarchies_of(rgb, "lab", (50, 100), ("S",), 0.8, None)
+    img = np.rint(feat.convert_colour(rgb, "lab")).astype(np.uint8)
     for h, k in zip(hierarchies, (50, 100)):
         labels = felzenszwalb(img, scale=k, sigma=0.8, min_size=k)
         n = int(labels.max()) + 1
-        boxes, sizes = g.region_boxes(labels, n)
+        boxes, sizes = feat.region_boxes(labels, n)
         assert len(h.sizes) == 2 * n - 1
         np.testing.assert_array_equal(h.boxes[:n], boxes)
         np.testing.assert_array_equal(h.sizes[:n], sizes)

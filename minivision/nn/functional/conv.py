@@ -35,8 +35,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from ..._backend import device
-from ..._validate import namespace_of
+from ..._backend import device, is_numpy, namespace_of
 from ._window import batched, fold, fold_into, out_size, pad, pair, unbatch, unfold
 
 __all__ = ["im2col", "col2im", "conv2d", "conv2d_naive", "conv2d_backward"]
@@ -166,8 +165,7 @@ _CPU_BLOCK = 1 << 22
 
 def _row_blocks(xp, grid, row_elements):
     """(first, stop) ranges of window rows to process together (one range off NumPy)."""
-    numpy = xp.__name__ in ("array_api_compat.numpy", "numpy")
-    rows = max(1, _CPU_BLOCK // max(row_elements, 1)) if numpy else grid[0]
+    rows = max(1, _CPU_BLOCK // max(row_elements, 1)) if is_numpy(xp) else grid[0]
     return [(i, min(i + rows, grid[0])) for i in range(0, grid[0], rows)]
 
 

@@ -13,7 +13,7 @@ included (``output_padding, groups, dilation``), and are **device-pure**.
 
 from __future__ import annotations
 
-from ..._validate import namespace_of
+from ..._backend import namespace_of
 from ._window import batched, pair, unbatch
 from .conv import (
     _check_bias,

@@ -21,8 +21,7 @@ from __future__ import annotations
 
 import operator
 
-from ..._backend import device
-from ..._validate import namespace_of
+from ..._backend import device, namespace_of
 from ._window import batched, fold, out_size, pad, pair, unbatch, window
 
 __all__ = ["max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward"]
