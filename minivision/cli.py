@@ -73,13 +73,9 @@ def main(argv=None) -> int:
             print(report.text())
             return 0 if report.ok else 1
         if args.command == "bench":
-            import os
-
             from .bench import run
 
-            if args.data is not None:
-                os.environ["MINIVISION_COCO128"] = args.data
-            run(args.ops, repeats=args.repeats)
+            run(args.ops, repeats=args.repeats, data=args.data)
             return 0
         if args.command == "proposals":
             from .proposals.runner import run_proposals

@@ -27,6 +27,16 @@ ASTRONAUT_BOXES = {
 }
 
 
+def save_figure(fig, path: Path, dpi: int = 90, tight_layout: bool = True) -> None:
+    """Write ``fig`` as a PNG (cropped to its content) and free it: every stage ends this way."""
+    import matplotlib.pyplot as plt
+
+    if tight_layout:
+        fig.tight_layout()
+    fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+
+
 @dataclass
 class Stage:
     title: str
@@ -45,7 +55,13 @@ def load_image(path=None):
         raise FileNotFoundError(f"IMAGE must be an image file, {path} does not exist")
     from skimage import io
 
-    image = io.imread(path)
+    try:
+        image = io.imread(path)
+    except Exception as err:  # imageio / PIL raise many kinds for a file that is not a picture
+        raise ValueError(
+            f"IMAGE must be a picture scikit-image can read (PNG, JPEG, ...), {path} is not "
+            f"({type(err).__name__}: {err})"
+        ) from None
     if image.ndim == 2:
         image = np.stack([image] * 3, axis=-1)
     if image.ndim != 3 or image.shape[2] < 3:
@@ -77,15 +93,12 @@ def stage_boxes(image, out: Path, default: bool) -> Stage:
     show_image(ax, image, "boxes (x1, y1, x2, y2), x = column")
     draw_boxes(ax, boxes, names)
     ax.axis("off")
-    fig.savefig(out / "00_boxes.png", dpi=90, bbox_inches="tight")
-    plt.close(fig)
+    save_figure(fig, out / "00_boxes.png", dpi=90, tight_layout=False)
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.8))
     plot_matrix(axes[0], iou, names, title="IoU")
     plot_matrix(axes[1], giou, names, title="generalized IoU", vmin=-1.0, vmax=1.0, cmap="coolwarm")
-    fig.tight_layout()
-    fig.savefig(out / "00_iou.png", dpi=90, bbox_inches="tight")
-    plt.close(fig)
+    save_figure(fig, out / "00_iou.png", dpi=90)
 
     i, j = 0, 1  # a nested pair: the face inside the head
     text = (
@@ -135,9 +148,7 @@ def stage_nms(image, out: Path, default: bool) -> Stage:
     draw_boxes(axes[1], cand[keep], labels, colors=[colors[k] for k in keep])
     for ax in axes:
         ax.axis("off")
-    fig.tight_layout()
-    fig.savefig(out / "04_nms.png", dpi=90, bbox_inches="tight")
-    plt.close(fig)
+    save_figure(fig, out / "04_nms.png", dpi=90)
 
     per_object = np.bincount(obj[keep], minlength=len(boxes))
     extra = [names[i] for i in np.flatnonzero(per_object > 1)]
@@ -180,9 +191,7 @@ def stage_features(image, out: Path, default: bool) -> Stage:
         axes[1, k].set_title(f"max-pooled 4 x 4: {pooled.shape[2]} x {pooled.shape[3]}", fontsize=9)
     for ax in axes.flat:
         ax.axis("off")
-    fig.tight_layout()
-    fig.savefig(out / "01_features.png", dpi=80, bbox_inches="tight")
-    plt.close(fig)
+    save_figure(fig, out / "01_features.png", dpi=80)
     text = (
         f"A hand-made convolution layer: four Sobel kernels (edges of each orientation and sign) "
         f"as one conv2d with 4 output channels, a ReLU, then a 4 x 4 max pool that keeps the "
@@ -221,9 +230,7 @@ def stage_segmentation(image, out: Path, default: bool) -> Stage:
         ax.imshow(img)
         ax.set_title(title)
         ax.axis("off")
-    fig.tight_layout()
-    fig.savefig(out / "02_segments.png", dpi=90, bbox_inches="tight")
-    plt.close(fig)
+    save_figure(fig, out / "02_segments.png", dpi=90)
 
     sizes = counts.ravel()
     text = (
@@ -233,8 +240,7 @@ def stage_segmentation(image, out: Path, default: bool) -> Stage:
         f"{int(np.median(sizes))}). Pixels are nodes, 8-connected neighbours are edges weighted "
         "by colour distance, and two regions merge when the edge between them is lighter than "
         "the variation inside each plus scale/255 divided by its size. Selective search "
-        "(lesson 03) groups these segments into object proposals. (This stage runs first in "
-        "the pipeline; it is listed after lesson 00's boxes.)"
+        "(lesson 03) groups these segments into object proposals."
     )
     return Stage("Graph-based segmentation (lesson 02)", text, ["02_segments.png"])
 
@@ -264,8 +270,7 @@ def stage_roi_crops(image, out: Path, default: bool) -> Stage:
     for x1, y1, x2, y2 in snapped:  # the cells RoI pooling reads (inclusive end)
         ax.add_patch(Rectangle((x1, y1), x2 - x1 + 1, y2 - y1 + 1, color="#ffe119", alpha=0.3))
     draw_boxes(ax, boxes / stride, names)
-    fig.savefig(out / "05_roi_grid.png", dpi=90, bbox_inches="tight")
-    plt.close(fig)
+    save_figure(fig, out / "05_roi_grid.png", dpi=90, tight_layout=False)
 
     fig, axes = plt.subplots(2, len(names), figsize=(2.2 * len(names), 4.6))
     axes = np.asarray(axes).reshape(2, -1)
@@ -276,9 +281,7 @@ def stage_roi_crops(image, out: Path, default: bool) -> Stage:
         axes[1, k].set_title("RoIAlign")
     for a in axes.ravel():
         a.axis("off")
-    fig.tight_layout()
-    fig.savefig(out / "05_roi_crops.png", dpi=90, bbox_inches="tight")
-    plt.close(fig)
+    save_figure(fig, out / "05_roi_crops.png", dpi=90)
 
     shift = np.abs(snapped * stride - boxes).max()
     text = (
@@ -317,9 +320,7 @@ def stage_proposals(image, out: Path, default: bool) -> Stage:
         [f"{n} {best[i, pick[i]]:.2f}" for i, n in enumerate(names)],
         linewidth=2.0,
     )
-    fig.tight_layout()
-    fig.savefig(out / "03_proposals.png", dpi=90, bbox_inches="tight")
-    plt.close(fig)
+    save_figure(fig, out / "03_proposals.png", dpi=90)
     found = ", ".join(
         f"{n} {best[i, pick[i]]:.2f} (rank {int(pick[i]) + 1})" for i, n in enumerate(names)
     )
@@ -379,9 +380,7 @@ def stage_anchors(image, out: Path, default: bool) -> Stage:
     axes[1].set_xlabel("best IoU of an anchor with any object")
     axes[1].set_ylabel("anchors (log scale)")
     axes[1].set_title(f"{np.sum(best == 0)} anchors overlap nothing (not shown)")
-    fig.tight_layout()
-    fig.savefig(out / "06_anchors.png", dpi=90, bbox_inches="tight")
-    plt.close(fig)
+    save_figure(fig, out / "06_anchors.png", dpi=90)
 
     per_object = np.bincount(matches[positive], minlength=len(boxes))
     by_level = np.bincount(level[positive], minlength=5)
@@ -434,9 +433,7 @@ def stage_masks(image, out: Path, default: bool) -> Stage:
     axes[2].contour(gt[0], levels=[0.5], colors="#3cb44b")
     for a in axes:
         a.axis("off")
-    fig.tight_layout()
-    fig.savefig(out / "08_masks.png", dpi=90, bbox_inches="tight")
-    plt.close(fig)
+    save_figure(fig, out / "08_masks.png", dpi=90)
 
     soft = float(np.mean((target > 0.02) & (target < 0.98)))
     text = (
@@ -450,11 +447,14 @@ def stage_masks(image, out: Path, default: bool) -> Stage:
     return Stage("Mask targets and pasting (lesson 08)", text, ["08_masks.png"])
 
 
+# In pipeline order: the classical proposals (segments, then grouped boxes), how a box is
+# measured against an object (IoU), the network's feature map, the anchors a region proposal
+# network scores on it, NMS of the scored boxes, the RoI crops of the kept boxes, their masks.
 STAGES = [
-    stage_boxes,
-    stage_features,
     stage_segmentation,
     stage_proposals,
+    stage_boxes,
+    stage_features,
     stage_anchors,
     stage_nms,
     stage_roi_crops,

@@ -70,3 +70,14 @@ def test_notebooks_are_committed_without_outputs(nb):
         if c["cell_type"] == "code" and (c.get("outputs") or c.get("execution_count"))
     ]
     assert not dirty, f"{nb.name}: cells {dirty} have outputs; clear them before committing"
+
+
+def test_bench_data_is_passed_as_an_argument(tmp_path, capsys, monkeypatch):
+    """--data reaches the quality entry as an argument (the process environment is untouched)."""
+    monkeypatch.delenv("MINIVISION_COCO128", raising=False)
+    absent = tmp_path / "no-such-dataset"
+    assert main(["bench", "ss_quality", "--data", str(absent), "--repeats", "1"]) == 0
+    assert f"{absent} is absent" in capsys.readouterr().out
+    import os
+
+    assert "MINIVISION_COCO128" not in os.environ

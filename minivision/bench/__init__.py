@@ -74,7 +74,14 @@ def _discover() -> dict[str, Callable[[int], list[Row]]]:
     return found
 
 
-def run(ops=None, repeats: int = 15, out=print) -> list[Row]:
+def run(ops=None, repeats: int = 15, out=print, data=None) -> list[Row]:
+    """Run the entries ``ops`` (default: all) and print one row each; returns the rows.
+
+    ``data`` is the YOLO-format dataset folder for the entries that measure on real photographs
+    (``ss_quality``); an entry receives it when its function has a ``data`` parameter.
+    """
+    import inspect
+
     import torch
 
     benchmarks = _discover()
@@ -86,7 +93,11 @@ def run(ops=None, repeats: int = 15, out=print) -> list[Row]:
         f"numpy {np.__version__}, torch {torch.__version__}, torch threads {torch.get_num_threads()}, "
         f"median of {repeats} calls after 2 warm-ups"
     )
-    rows = [row for op in ops for row in benchmarks[op](repeats)]
+    rows = []
+    for op in ops:
+        entry = benchmarks[op]
+        takes_data = "data" in inspect.signature(entry).parameters
+        rows += entry(repeats, data=data) if takes_data else entry(repeats)
     header = f"{'op':<12} {'workload':<24} {'minivision ms':>14} {'reference ms':>13} {'ratio':>6}  reference"
     out(header)
     out("-" * len(header))

@@ -170,8 +170,8 @@ def bench_selective_search(repeats: int) -> list[Row]:
     return rows
 
 
-def bench_quality(repeats: int) -> list[Row]:
-    path = dataset_dir()
+def bench_quality(repeats: int, data=None) -> list[Row]:
+    path = dataset_dir() if data is None else Path(data)
     if not path.is_dir():
         print(f"ss_quality: skipping, {path} is absent")
         return []

@@ -7,7 +7,8 @@ torchvision), and when a case fails it runs each known-wrong variant on the same
 learner's output matches one, the report names the mistake and how to fix it. A learner needs
 NumPy only -- no torch.
 
-Adding a lesson: write ``checks/lessonNN.py`` with a ``BATTERY`` and register it in ``LESSONS``.
+Adding a lesson: write ``checks/lessonNN.py`` with a ``BATTERY``; ``lesson_battery`` finds every
+``lessonNN`` module of this package by its name (``available_lessons``), so nothing else is registered.
 """
 
 from __future__ import annotations

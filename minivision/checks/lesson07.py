@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 from ..ops import poolers as ref_levels
-from ..ops._bilinear import _corners
+from ..ops._bilinear import bilinear_corners
 from ..ops.roi_align import roi_align, roi_align_backward
 from ._core import Battery, Case, FunctionBattery, Mistake
 
@@ -58,8 +58,8 @@ BOXES = np.array(
 
 def _bilinear_reference(plane, y, x):
     h, w = plane.shape
-    ylo, yhi, hy, ly, vy = _corners(np, np.asarray(y, dtype=float), h)
-    xlo, xhi, hx, lx, vx = _corners(np, np.asarray(x, dtype=float), w)
+    ylo, yhi, hy, ly, vy = bilinear_corners(np, np.asarray(y, dtype=float), h)
+    xlo, xhi, hx, lx, vx = bilinear_corners(np, np.asarray(x, dtype=float), w)
     value = (
         (hy * hx * plane[ylo, xlo] + hy * lx * plane[ylo, xhi]) + ly * hx * plane[yhi, xlo]
     ) + (ly * lx * plane[yhi, xhi])
@@ -153,8 +153,8 @@ def _backward_mistake(divide=True, **flags):
         for k, image, yy, xx, count in _roi_samples(
             input_shape, rois, output_size, spatial_scale, sampling_ratio, aligned, **flags
         ):
-            ylo, yhi, hy, ly, vy = _corners(np, np.ascontiguousarray(yy), h)
-            xlo, xhi, hx, lx, vx = _corners(np, np.ascontiguousarray(xx), w)
+            ylo, yhi, hy, ly, vy = bilinear_corners(np, np.ascontiguousarray(yy), h)
+            xlo, xhi, hx, lx, vx = bilinear_corners(np, np.ascontiguousarray(xx), w)
             ok = vy & vx
             for ch in range(c):
                 g = grad_output[k, ch][:, :, None, None] / (

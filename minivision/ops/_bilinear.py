@@ -69,7 +69,7 @@ def _to_int(xp, v):
     return xp.astype(xp.clip(v, min=-(2.0**40), max=2.0**40), xp.int64)
 
 
-def _corners(xp, pos, size):
+def bilinear_corners(xp, pos, size):
     """torchvision's bilinear rule along one axis for sample coordinates ``pos``.
 
     Returns ``(lo, hi, w_lo, w_hi, valid)``: the two pixels read (int64), their weights (the
@@ -100,7 +100,7 @@ def grid_samples(xp, start, bin_size, bins, grid: int, size):
     i = (xp.arange(grid, dtype=dtype, device=dev) + 0.5)[None, None, :]
     b = bin_size[:, None, None]
     pos = (start[:, None, None] + p * b) + (i * b) / grid  # (K, bins, grid)
-    lo, hi, w_lo, w_hi, valid = _corners(xp, pos, size)
+    lo, hi, w_lo, w_hi, valid = bilinear_corners(xp, pos, size)
     return xp.stack((lo, hi), axis=-1), xp.stack((w_lo, w_hi), axis=-1), valid
 
 
@@ -179,7 +179,7 @@ def adaptive_weights(xp, start, bin_size, grid, bins, size):
     pos = (start[:, None] + xp.astype(p, dtype) * b) + (
         (xp.astype(i, dtype) + 0.5) * b
     ) / xp.astype(g, dtype)[:, None]
-    lo, hi, w_lo, w_hi, valid = _corners(xp, pos, size)
+    lo, hi, w_lo, w_hi, valid = bilinear_corners(xp, pos, size)
     valid = valid & exists
     zero = xp.zeros_like(w_lo)
     row = (xp.arange(k, dtype=xp.int64, device=dev)[:, None] * bins + p) * size  # (K, M)

@@ -14,32 +14,32 @@ included (``output_padding, groups, dilation``), and are **device-pure**.
 from __future__ import annotations
 
 from ..._backend import namespace_of
-from ._window import batched, pair, unbatch
-from .conv import (
-    _check_bias,
-    _check_dtypes,
-    _check_grad,
-    _check_weight,
-    _forward,
-    _geometry,
-    _gradients,
-    _groups,
-    _in_compute_dtype,
-    _input_grad,
-    _require_float,
-    _weight_grad,
+from ._conv_core import (
+    check_bias,
+    check_dtypes,
+    check_grad,
+    check_groups,
+    check_weight,
+    forward,
+    geometry,
+    gradients,
+    in_compute_dtype,
+    input_grad,
+    require_float,
+    weight_grad,
 )
+from ._window import batched, pair, unbatch
 
 __all__ = ["conv_transpose2d", "conv_transpose2d_backward"]
 
 
 def _transpose_args(xp, input, weight, bias, stride, padding, output_padding, groups, dilation):
     x, unbatched = batched(xp, input)
-    _check_dtypes(input=input, weight=weight, bias=bias)
-    _check_weight(xp, weight, "weight", x.shape[1], _groups(groups), transposed=True)
-    geo = _geometry(tuple(weight.shape[2:]), stride, padding, dilation, groups, allow_strings=False)
+    check_dtypes(input=input, weight=weight, bias=bias)
+    check_weight(xp, weight, "weight", x.shape[1], check_groups(groups), transposed=True)
+    geo = geometry(tuple(weight.shape[2:]), stride, padding, dilation, groups, allow_strings=False)
     c_out = weight.shape[1] * geo.groups
-    _check_bias(bias, c_out)
+    check_bias(bias, c_out)
     op = pair("output_padding", output_padding, 0)
     for o, s, d in zip(op, geo.stride, geo.dilation):
         if o >= max(s, d):
@@ -93,8 +93,8 @@ def conv_transpose2d(
     x, unbatched, geo, hw = _transpose_args(
         xp, input, weight, bias, stride, padding, output_padding, groups, dilation
     )
-    xc, wc, bc = _in_compute_dtype(xp, x.dtype, x, weight, bias)
-    out = _input_grad(xp, xc, wc, geo, hw)
+    xc, wc, bc = in_compute_dtype(xp, x.dtype, x, weight, bias)
+    out = input_grad(xp, xc, wc, geo, hw)
     if bc is not None:
         out = out + bc[:, None, None]
     return unbatch(xp.astype(out, x.dtype, copy=False), unbatched)
@@ -124,11 +124,11 @@ def conv_transpose2d_backward(
     x, unbatched, geo, hw = _transpose_args(
         xp, input, weight, None, stride, padding, output_padding, groups, dilation
     )
-    _check_grad(grad_output, (x.shape[0], weight.shape[1] * geo.groups, *hw), unbatched)
+    check_grad(grad_output, (x.shape[0], weight.shape[1] * geo.groups, *hw), unbatched)
     gy, _ = batched(xp, grad_output, "grad_output")
-    _require_float(xp, x)
-    _check_dtypes(grad_output=grad_output, input=input)
-    gyc, xc, wc = _in_compute_dtype(xp, x.dtype, gy, x, weight)
-    gx = _forward(xp, gyc, wc, geo, x.shape[2:])
-    gw = _weight_grad(xp, xc, gyc, geo)
-    return _gradients(xp, gx, gw, gyc, x.dtype, unbatched)
+    require_float(xp, x)
+    check_dtypes(grad_output=grad_output, input=input)
+    gyc, xc, wc = in_compute_dtype(xp, x.dtype, gy, x, weight)
+    gx = forward(xp, gyc, wc, geo, x.shape[2:])
+    gw = weight_grad(xp, xc, gyc, geo)
+    return gradients(xp, gx, gw, gyc, x.dtype, unbatched)

@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 
 import minivision as mv
 from minivision._backend import to_numpy
+from minivision.nn.functional import _conv_core as conv_core
 from minivision.nn.functional import conv as C
 
 pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same':UserWarning")
@@ -145,7 +146,7 @@ def test_conv2d_row_blocks_agree_with_one_product(monkeypatch):
     kw = dict(stride=(2, 1), padding=(1, 1), dilation=(2, 1), groups=2)
     gy = dyadic(rng, torch_conv(x, w, b, **kw).shape)
     whole = (mv.conv2d(x, w, b, **kw), *mv.conv2d_backward(gy, x, w, **kw))
-    monkeypatch.setattr(C, "_CPU_BLOCK", 1)  # one row of windows per block
+    monkeypatch.setattr(conv_core, "CPU_BLOCK", 1)  # one row of windows per block
     blocks = (mv.conv2d(x, w, b, **kw), *mv.conv2d_backward(gy, x, w, **kw))
     for name, a, e in zip(["out", "grad_input", "grad_weight", "grad_bias"], blocks, whole):
         assert_close(a, e, what=name)
