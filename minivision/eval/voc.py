@@ -80,7 +80,9 @@ def voc_ap(recall, precision, use_07_metric: bool = False) -> float:
             f"recall and precision must be 1-D of one length, got {rec.shape} and {prec.shape}"
         )
     if np.isnan(prec).any():
-        raise ValueError("precision has NaN values (0 / 0?): write 0 where no detection counted yet")
+        raise ValueError(
+            "precision has NaN values (0 / 0?): write 0 where no detection counted yet"
+        )
     if np.isnan(rec).any():
         return float("nan")
     if use_07_metric:
@@ -123,7 +125,9 @@ class VOCResult:
 def _records(items, name, keys, with_difficult=False):
     """Concatenate per-image dicts into flat host arrays: image index, labels, boxes, ..."""
     if not isinstance(items, (list, tuple)):
-        raise TypeError(f"{name} must be a list with one dict per image, got {type(items).__name__}")
+        raise TypeError(
+            f"{name} must be a list with one dict per image, got {type(items).__name__}"
+        )
     image, labels, boxes, extra = [], [], [], []
     for i, rec in enumerate(items):
         if not isinstance(rec, dict) or any(k not in rec for k in keys):
