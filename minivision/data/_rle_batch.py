@@ -1,0 +1,439 @@
+"""Vectorised COCO RLE codecs over many masks at once (host island, NumPy).
+
+The array machinery behind :mod:`minivision.data.rle` and the mask evaluation of
+:mod:`minivision.eval.coco`. Many run-length encodings are held as one CSR table: ``counts``
+(int64, the run lengths, zeros first) with mask ``i`` at ``counts[offsets[i]:offsets[i + 1]]``.
+Each function is a transcription of one routine of pycocotools' ``maskApi.c`` (named in its
+docstring) with the per-pixel and per-run C loops replaced by array operations over all masks.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+POLYGON, UNCOMPRESSED, COMPRESSED = 0, 1, 2
+
+
+def csr(lengths):
+    """Offsets (n + 1,) of consecutive blocks with the given lengths."""
+    off = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=off[1:])
+    return off
+
+
+def ragged_arange(lengths):
+    """``concatenate([arange(n) for n in lengths])`` without the loop."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    off = csr(lengths)
+    return np.arange(off[-1]) - np.repeat(off[:-1], lengths)
+
+
+def segment_ids(offsets):
+    return np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
+
+
+# --- the compressed string (rleToString / rleFrString) -------------------------------------
+
+
+def counts_to_strings(counts, offsets):
+    """``rleToString`` for every mask: LEB128-like, 5 bits a char, chars 48..111.
+
+    Each count from the fourth on is stored as the difference to the count two before
+    (``x = cnts[i] - cnts[i - 2]`` for ``i > 2``), then split into 5-bit groups, low first;
+    bit 5 (0x20) says "more follows", and the last group's bit 4 is the sign.
+    """
+    n = len(offsets) - 1
+    x = counts.astype(np.int64)
+    pos = ragged_arange(np.diff(offsets))
+    lag = pos > 2
+    x[lag] -= counts[np.flatnonzero(lag) - 2]
+    # Number of 5-bit groups: stop once the rest is 0 (sign bit clear) or -1 (sign bit set).
+    nchar = np.ones(len(x), dtype=np.int64)
+    rest = x >> 5
+    last = x & 0x1F
+    more = np.where(last & 0x10, rest != -1, rest != 0)
+    while more.any():
+        nchar += more
+        last = np.where(more, rest & 0x1F, last)
+        rest = np.where(more, rest >> 5, rest)
+        more &= np.where(last & 0x10, rest != -1, rest != 0)
+    char_off = csr(nchar)
+    k = ragged_arange(nchar)
+    owner = np.repeat(np.arange(len(x)), nchar)
+    c = (x[owner] >> (5 * k)) & 0x1F
+    c |= np.where(k < nchar[owner] - 1, 0x20, 0)
+    buf = (c + 48).astype(np.uint8).tobytes()
+    ends = char_off[offsets]
+    return [buf[ends[i]:ends[i + 1]] for i in range(n)]
+
+
+def strings_to_counts(strings):
+    """``rleFrString`` for many strings (bytes or str) -> (counts, offsets)."""
+    raw = [s.encode() if isinstance(s, str) else bytes(s) for s in strings]
+    lens = np.fromiter(map(len, raw), dtype=np.int64, count=len(raw))
+    b = np.frombuffer(b"".join(raw), dtype=np.uint8).astype(np.int64) - 48
+    if ((b < 0) | (b > 63)).any():
+        i = int(np.searchsorted(csr(lens), int(np.flatnonzero((b < 0) | (b > 63))[0]), "right") - 1)
+        raise ValueError(f"RLE string {i} has a character outside '0'..'o'")
+    char_owner = segment_ids(csr(lens))
+    end = (b & 0x20) == 0  # the last char of a value
+    last_of_string = csr(lens)[1:] - 1
+    full = lens > 0
+    if full.any() and not end[last_of_string[full]].all():
+        i = int(np.flatnonzero(full)[~end[last_of_string[full]]][0])
+        raise ValueError(f"RLE string {i} ends in the middle of a count")
+    value_id = np.cumsum(end) - end  # value each char belongs to
+    nval = int(end.sum())
+    start = np.ones(len(b), dtype=bool)
+    start[1:] = end[:-1]
+    k = np.arange(len(b)) - np.maximum.accumulate(np.where(start, np.arange(len(b)), 0))
+    x = np.zeros(nval, dtype=np.int64)
+    np.add.at(x, value_id, (b & 0x1F) << (5 * k))
+    ends = np.flatnonzero(end)
+    neg = (b[ends] & 0x10) != 0
+    x[neg] -= np.int64(1) << (5 * (k[ends[neg]] + 1))
+    counts_per = np.bincount(char_owner[ends], minlength=len(raw)) if nval else np.zeros(len(raw), dtype=np.int64)
+    offsets = csr(counts_per)
+    # Undo the lag-2 differences: a running sum over each parity, the first two kept apart.
+    pos = ragged_arange(counts_per)
+    chain = np.where(pos <= 1, pos, 2 + (pos % 2))  # 0, 1 alone; 2, 4, ... and 3, 5, ... chained
+    chain_key = segment_ids(offsets) * 4 + chain
+    # counts[m] = x[m] + counts[m - 2] for m > 2: cumulative sums along each chain.
+    order = np.lexsort((pos, chain_key))
+    xs = x[order]
+    cs = np.cumsum(xs)
+    starts, seg = _runs(chain_key[order])
+    base = np.where(starts > 0, cs[starts - 1], 0) if len(starts) else starts
+    vals = cs - base[seg] if len(xs) else cs
+    counts = np.empty(nval, dtype=np.int64)
+    counts[order] = vals
+    # Even chain from index 2 on does not include index 0: cnts[2] = x[2] (m > 2 only).
+    return counts % (1 << 32), offsets
+
+
+def _runs(sorted_keys):
+    n = len(sorted_keys)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    new = np.empty(n, dtype=bool)
+    new[0] = True
+    np.not_equal(sorted_keys[1:], sorted_keys[:-1], out=new[1:])
+    return np.flatnonzero(new), np.cumsum(new) - 1
+
+
+# --- masks and runs (rleEncode, rleArea, rleToBbox) ----------------------------------------
+
+
+def encode_flat(flat):
+    """``rleEncode``: (N, L) uint8 masks, each flattened column-major -> (counts, offsets).
+
+    A run ends wherever the *byte value* changes (values other than 0/1 make extra runs, as in
+    maskApi.c); the first run counts zeros and may be empty.
+    """
+    N, L = flat.shape
+    change = np.zeros((N, L + 1), dtype=bool)
+    change[:, 0] = flat[:, 0] != 0 if L else False
+    if L > 1:
+        change[:, 1:L] = flat[:, 1:] != flat[:, :-1]
+    change[:, L] = True
+    # Boundaries: index 0 only when the mask starts non-zero (giving an empty first run).
+    n_idx, pos = np.nonzero(change)
+    starts = np.zeros(N, dtype=np.int64)
+    per = np.bincount(n_idx, minlength=N)
+    off = csr(per)
+    prev = np.empty(len(pos), dtype=np.int64)
+    prev[1:] = pos[:-1]
+    prev[off[:-1][per > 0]] = starts[per > 0]
+    return (pos - prev).astype(np.int64), off
+
+
+def area(counts, offsets):
+    """``rleArea``: sum of the odd-indexed runs of each mask."""
+    odd = (ragged_arange(np.diff(offsets)) % 2 == 1).astype(np.int64)
+    c = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts * odd, out=c[1:])
+    return c[offsets[1:]] - c[offsets[:-1]]
+
+
+def counts_to_intervals(counts, offsets):
+    """Foreground intervals ``[start, end)`` of each mask (zero-length runs dropped)."""
+    pos = ragged_arange(np.diff(offsets))
+    c = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=c[1:])
+    local = c[1:] - np.repeat(c[offsets[:-1]], np.diff(offsets))  # end of each run
+    fg = (pos % 2 == 1) & (counts > 0)
+    ends = local[fg]
+    starts = ends - counts[fg]
+    return starts, ends, csr(np.bincount(segment_ids(offsets)[fg], minlength=len(offsets) - 1))
+
+
+def counts_to_bbox(counts, offsets, h, w):
+    """``rleToBbox`` operation for operation (unsigned 32-bit arithmetic included)."""
+    n = len(offsets) - 1
+    m = np.diff(offsets)
+    m_even = (m // 2) * 2
+    pos = ragged_arange(m)
+    c = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=c[1:])
+    owner = segment_ids(offsets)
+    start = c[:-1] - c[offsets[:-1]][owner]
+    end = start + counts  # cc after the run
+    use = (pos % 2 == 1) & (counts > 0) & (pos < m_even[owner])
+    hh = h[owner].astype(np.int64)
+    ys, xs = start % hh, start // hh
+    ye, xe = (end - 1) % hh, (end - 1) // hh
+    cross = xs < xe
+    o = owner[use]
+    x_min = np.asarray(w, dtype=np.int64).copy()
+    np.minimum.at(x_min, o, xs[use])
+    x_max = np.zeros(n, dtype=np.int64)
+    np.maximum.at(x_max, o, xe[use])
+    y_min = np.asarray(h, dtype=np.int64).copy()
+    np.minimum.at(y_min, o, np.where(cross, 0, ys)[use])
+    y_max = np.zeros(n, dtype=np.int64)
+    np.maximum.at(y_max, o, np.where(cross, hh - 1, ye)[use])
+    bb = np.stack(
+        [x_min, y_min, (x_max - x_min + 1) % (1 << 32), (y_max - y_min + 1) % (1 << 32)], axis=1
+    ).astype(np.float64)
+    bb[m_even == 0] = 0.0
+    return bb
+
+
+def intervals_to_bbox(starts, ends, offsets, h, w):
+    """Pixel bounding box [x, y, w, h] of each mask from its intervals (0s for an empty mask)."""
+    n = len(offsets) - 1
+    owner = segment_ids(offsets)
+    hh = np.asarray(h, dtype=np.int64)[owner]
+    x0, x1 = starts // hh, (ends - 1) // hh
+    y0 = np.where(x0 < x1, 0, starts % hh)
+    y1 = np.where(x0 < x1, hh - 1, (ends - 1) % hh)
+    out = np.zeros((n, 4))
+    full = offsets[1:] > offsets[:-1]
+    if full.any():
+        first = offsets[:-1][full]
+        xmin = np.minimum.reduceat(x0, first)
+        xmax = np.maximum.reduceat(x1, first)
+        ymin = np.minimum.reduceat(y0, first)
+        ymax = np.maximum.reduceat(y1, first)
+        out[full] = np.stack([xmin, ymin, xmax - xmin + 1, ymax - ymin + 1], axis=1)
+    return out
+
+
+def intervals_to_counts(starts, ends, offsets, hw):
+    """Canonical RLE counts (zeros first; no empty run but the first) from sorted intervals."""
+    n = len(offsets) - 1
+    per = np.diff(offsets)
+    # Runs per mask: [s0, e0-s0, s1-e0, ..., hw - e_last] -> 2 * k + 1 (or 1 if empty).
+    nrun = 2 * per + 1
+    off = csr(nrun)
+    counts = np.empty(off[-1], dtype=np.int64)
+    owner = segment_ids(offsets)
+    k = ragged_arange(per)
+    prev_end = np.where(k > 0, np.roll(ends, 1), 0)
+    counts[off[:-1][owner] + 2 * k] = starts - prev_end
+    counts[off[:-1][owner] + 2 * k + 1] = ends - starts
+    last_end = np.zeros(n, dtype=np.int64)
+    last_end[per > 0] = ends[offsets[1:][per > 0] - 1]
+    counts[off[1:] - 1] = np.asarray(hw, dtype=np.int64) - last_end
+    return counts, off
+
+
+def union_intervals(starts, ends, group, n_groups, need=None):
+    """Per group, the pixels covered by at least ``need[g]`` intervals (default 1), as intervals.
+
+    ``need = number of masks`` gives the intersection. Intervals within one mask never overlap.
+    """
+    key_s, key_e = group, group
+    pos = np.concatenate([starts, ends])
+    delta = np.concatenate([np.ones(len(starts), np.int64), -np.ones(len(ends), np.int64)])
+    g = np.concatenate([key_s, key_e])
+    order = np.lexsort((pos, g))
+    pos, delta, g = pos[order], delta[order], g[order]
+    key = g * (int(pos.max(initial=0)) + 1) + pos
+    first, seg = _runs(key)
+    d = np.add.reduceat(delta, first) if len(first) else delta
+    upos, ug = pos[first], g[first]
+    cov = np.cumsum(d)
+    gstart, _ = _runs(ug)
+    base = np.zeros(len(cov), dtype=np.int64)
+    if len(gstart):
+        prev = np.where(gstart > 0, cov[gstart - 1], 0)
+        base = np.repeat(prev, np.diff(np.append(gstart, len(cov))))
+    cov = cov - base
+    thr = np.ones(n_groups, dtype=np.int64) if need is None else np.asarray(need, dtype=np.int64)
+    inside = cov >= thr[ug]
+    was = np.zeros(len(inside), dtype=bool)
+    was[1:] = inside[:-1]
+    was[gstart] = False
+    opens = inside & ~was
+    closes = ~inside & was
+    s_out, e_out = upos[opens], upos[closes]
+    grp = ug[opens]
+    return s_out, e_out, csr(np.bincount(grp, minlength=n_groups))
+
+
+# --- polygons (rleFrPoly) ------------------------------------------------------------------
+
+
+def polygons_to_counts(polys, h, w):
+    """``rleFrPoly`` for many polygons at once: flat coordinate arrays, (n,) heights, widths.
+
+    The polygon is scaled by 5, walked edge by edge with integer (Bresenham-like) steps, and
+    only the points where the walk crosses a pixel column's centre are kept, each rounded to
+    the first pixel row below the boundary; sorted, those points are the run boundaries.
+    """
+    n = len(polys)
+    h = np.asarray(h, dtype=np.int64)
+    w = np.asarray(w, dtype=np.int64)
+    k = np.array([len(p) // 2 for p in polys], dtype=np.int64)
+    xy = np.concatenate([np.asarray(p, dtype=np.float64)[: 2 * kk] for p, kk in zip(polys, k)]) if n else np.zeros(0)
+    with np.errstate(invalid="ignore", over="ignore"):
+        x = np.trunc(5 * xy[0::2] + 0.5).astype(np.int64)
+        y = np.trunc(5 * xy[1::2] + 0.5).astype(np.int64)
+        voff = csr(k)
+        nxt = np.arange(len(x)) + 1
+        nxt[voff[1:][k > 0] - 1] = voff[:-1][k > 0]  # x[k] = x[0]
+        xs, ys, xe, ye = x, y, x[nxt], y[nxt]
+        dx, dy = np.abs(xe - xs), np.abs(ys - ye)
+        flip = ((dx >= dy) & (xs > xe)) | ((dx < dy) & (ys > ye))
+        xs, xe = np.where(flip, xe, xs), np.where(flip, xs, xe)
+        ys, ye = np.where(flip, ye, ys), np.where(flip, ys, ye)
+        horiz = dx >= dy
+        s = np.where(horiz, (ye - ys) / dx.astype(np.float64), (xe - xs) / dy.astype(np.float64))
+        L = np.where(horiz, dx, dy)
+        e_owner = np.repeat(np.arange(len(L)), L + 1)
+        d = ragged_arange(L + 1)
+        t = np.where(flip[e_owner], L[e_owner] - d, d)
+        hz = horiz[e_owner]
+        lin_x = np.trunc(xs[e_owner] + s[e_owner] * t + 0.5)
+        lin_y = np.trunc(ys[e_owner] + s[e_owner] * t + 0.5)
+        u = np.where(hz, t + xs[e_owner], lin_x.astype(np.int64))
+        v = np.where(hz, lin_y.astype(np.int64), t + ys[e_owner])
+    # Points per polygon = sum of its edges' L + 1.
+    pts = np.bincount(np.repeat(np.arange(n), k), weights=L + 1, minlength=n).astype(np.int64) if len(L) else np.zeros(n, dtype=np.int64)
+    poff = csr(pts)
+    p_owner = segment_ids(poff)
+    j = np.arange(len(u))
+    ok = (j > poff[:-1][p_owner]) if len(u) else np.zeros(0, dtype=bool)
+    jj = np.flatnonzero(ok)
+    jj = jj[u[jj] != u[jj - 1]]
+    xd = np.where(u[jj] < u[jj - 1], u[jj], u[jj] - 1).astype(np.float64)
+    xd = (xd + 0.5) / 5 - 0.5
+    own = p_owner[jj]
+    keep = (np.floor(xd) == xd) & (xd >= 0) & (xd <= (w[own] - 1).astype(np.float64))
+    jj, xd, own = jj[keep], xd[keep], own[keep]
+    yd = np.where(v[jj] < v[jj - 1], v[jj], v[jj - 1]).astype(np.float64)
+    yd = (yd + 0.5) / 5 - 0.5
+    yd = np.ceil(np.clip(yd, 0, h[own].astype(np.float64)))
+    a = xd.astype(np.int64) * h[own] + yd.astype(np.int64)
+    # Terminator h * w per polygon; sort per polygon; differences; then maskApi's merge of
+    # zero differences (two boundaries at one pixel cancel).
+    a = np.concatenate([a, h * w])
+    own = np.concatenate([own, np.arange(n)])
+    a = a % (1 << 32)
+    order = np.lexsort((a, own))
+    a, own = a[order], own[order]
+    off = csr(np.bincount(own, minlength=n))
+    diff = np.diff(np.concatenate([[0], a]))
+    first = off[:-1]
+    diff[first] = a[first]
+    return _merge_zero_runs(diff, off)
+
+
+def _merge_zero_runs(a, off):
+    """maskApi's ``b`` loop: ``b[0] = a[0]``; a zero skips itself and folds the next value in."""
+    n = len(off) - 1
+    idx = np.arange(len(a))
+    is_first = np.zeros(len(a), dtype=bool)
+    is_first[off[:-1][off[:-1] < off[1:]]] = True
+    mark = is_first | (a > 0)
+    last_mark = np.maximum.accumulate(np.where(mark, idx, -1))
+    prev_mark = np.empty(len(a), dtype=np.int64)
+    if len(a):
+        prev_mark[0] = -1
+        prev_mark[1:] = last_mark[:-1]
+    zeros_before = idx - prev_mark - 1
+    new = is_first | ((a > 0) & (zeros_before % 2 == 0))
+    starts = np.flatnonzero(new)
+    counts = np.add.reduceat(a, starts) if len(starts) else a[:0]
+    owner = np.repeat(np.arange(n), np.diff(off))
+    return counts.astype(np.int64), csr(np.bincount(owner[starts], minlength=n))
+
+
+def boxes_to_polygons(bb):
+    """``rleFrBbox``'s polygon for each [x, y, w, h] row: (xs,ys) (xs,ye) (xe,ye) (xe,ys)."""
+    bb = np.asarray(bb, dtype=np.float64).reshape(-1, 4)
+    xs, ys = bb[:, 0], bb[:, 1]
+    xe, ye = xs + bb[:, 2], ys + bb[:, 3]
+    return list(np.stack([xs, ys, xs, ye, xe, ye, xe, ys], axis=1))
+
+
+# --- segmentations as COCO files hold them (COCO.annToRLE) ---------------------------------
+
+
+def classify_segmentations(segs, name):
+    """POLYGON, UNCOMPRESSED or COMPRESSED for each segmentation; errors name the record."""
+    kinds = np.empty(len(segs), dtype=np.int64)
+    for i, s in enumerate(segs):
+        if isinstance(s, list):
+            kinds[i] = POLYGON
+        elif isinstance(s, dict) and "counts" in s and "size" in s:
+            kinds[i] = UNCOMPRESSED if isinstance(s["counts"], list) else COMPRESSED
+        else:
+            raise ValueError(f"{name(i)} must be polygons or an RLE dict with 'counts' and 'size'")
+    return kinds
+
+
+def segmentations_to_counts(segs, kinds, size):
+    """annToRLE for many annotations: polygons (merged), uncompressed and compressed RLE.
+
+    ``size`` (N, 2) is each annotation's image (height, width), used for polygons; RLEs carry
+    their own. Returns (counts, offsets, h, w).
+    """
+    n = len(segs)
+    h = np.zeros(n, dtype=np.int64)
+    w = np.zeros(n, dtype=np.int64)
+    parts = {}
+    comp = np.flatnonzero(kinds == COMPRESSED)
+    if len(comp):
+        c, o = strings_to_counts([segs[i]["counts"] for i in comp])
+        parts[COMPRESSED] = (comp, c, o)
+    unc = np.flatnonzero(kinds == UNCOMPRESSED)
+    if len(unc):
+        arrs = [np.asarray(segs[i]["counts"], dtype=np.int64) % (1 << 32) for i in unc]
+        lens = np.array([len(a) for a in arrs], dtype=np.int64)
+        parts[UNCOMPRESSED] = (unc, np.concatenate(arrs) if arrs else np.zeros(0, np.int64), csr(lens))
+    for idx in (comp, unc):
+        for i in idx:
+            h[i], w[i] = int(segs[i]["size"][0]), int(segs[i]["size"][1])
+    poly = np.flatnonzero(kinds == POLYGON)
+    if len(poly):
+        h[poly], w[poly] = size[poly, 0], size[poly, 1]
+        flat, owner = [], []
+        for i in poly:
+            for p in segs[i]:
+                flat.append(p)
+                owner.append(i)
+        owner = np.asarray(owner, dtype=np.int64)
+        pc, po = polygons_to_counts(flat, h[owner], w[owner])
+        s, e, io = counts_to_intervals(pc, po)
+        grp = np.repeat(owner, np.diff(io))
+        us, ue, uo = union_intervals(s, e, grp, n)
+        uc, uoff = intervals_to_counts(us, ue, uo, h * w)
+        parts[POLYGON] = (poly, uc, uoff)
+    # Stitch the parts back into input order.
+    lens = np.zeros(n, dtype=np.int64)
+    for kind, (idx, _, o) in parts.items():
+        if kind == POLYGON:
+            lens[idx] = np.diff(o)[idx]
+        else:
+            lens[idx] = np.diff(o)
+    off = csr(lens)
+    counts = np.zeros(off[-1], dtype=np.int64)
+    for kind, (idx, c, o) in parts.items():
+        src_rows = idx if kind == POLYGON else np.arange(len(idx))
+        ln = np.diff(o)[src_rows]
+        dst = np.repeat(off[idx], ln) + ragged_arange(ln)
+        src = np.repeat(o[src_rows], ln) + ragged_arange(ln)
+        counts[dst] = c[src]
+    return counts, off, h, w
