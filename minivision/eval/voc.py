@@ -30,9 +30,10 @@ from .._backend import to_numpy
 
 __all__ = ["voc_ap", "voc_evaluate", "VOCResult"]
 
-# The devkit's recall thresholds, np.arange(0, 1.1, 0.1): 0.30000000000000004, 0.6000000000000001
-# and 0.7000000000000001 are not the nearest doubles of 0.3, 0.6, 0.7, so a recall of exactly
-# 3/10 does not reach the "0.3" point. Kept as they are: the published numbers use them.
+# The devkit's recall thresholds, np.arange(0, 1.1, 0.1) (np.linspace(0, 1, 11) gives the same):
+# 0.30000000000000004, 0.6000000000000001 and 0.7000000000000001 are not the nearest doubles of
+# 0.3, 0.6, 0.7, so a recall of exactly 3/10 does not reach the "0.3" point. Kept as they are:
+# the published numbers use them.
 _VOC07_RECALLS = np.arange(0.0, 1.1, 0.1)
 
 
