@@ -9,9 +9,29 @@ docstring) with the per-pixel and per-run C loops replaced by array operations o
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 POLYGON, UNCOMPRESSED, COMPRESSED = 0, 1, 2
+
+
+@dataclass
+class Intervals:
+    """Many masks as foreground intervals ``[start, end)`` of the column-major pixel index.
+
+    Mask ``i`` is ``starts[offsets[i]:offsets[i + 1]]`` / ``ends[...]``, of size ``h[i]`` x ``w[i]``.
+    """
+
+    starts: np.ndarray
+    ends: np.ndarray
+    offsets: np.ndarray
+    h: np.ndarray
+    w: np.ndarray
+
+    @classmethod
+    def from_counts(cls, counts, offsets, h, w):
+        return cls(*counts_to_intervals(counts, offsets), np.asarray(h), np.asarray(w))
 
 
 def csr(lengths):
@@ -96,7 +116,7 @@ def strings_to_counts(strings):
     offsets = csr(counts_per)
     # Undo the lag-2 differences: a running sum over each parity, the first two kept apart.
     pos = ragged_arange(counts_per)
-    chain = np.where(pos <= 1, pos, 2 + (pos % 2))  # 0, 1 alone; 2, 4, ... and 3, 5, ... chained
+    chain = np.where(pos == 0, 0, np.where(pos % 2 == 1, 1, 2))  # 0 alone; 1, 3, 5 ...; 2, 4 ...
     chain_key = segment_ids(offsets) * 4 + chain
     # counts[m] = x[m] + counts[m - 2] for m > 2: cumulative sums along each chain.
     order = np.lexsort((pos, chain_key))
@@ -107,7 +127,6 @@ def strings_to_counts(strings):
     vals = cs - base[seg] if len(xs) else cs
     counts = np.empty(nval, dtype=np.int64)
     counts[order] = vals
-    # Even chain from index 2 on does not include index 0: cnts[2] = x[2] (m > 2 only).
     return counts % (1 << 32), offsets
 
 
@@ -223,18 +242,22 @@ def intervals_to_counts(starts, ends, offsets, hw):
     """Canonical RLE counts (zeros first; no empty run but the first) from sorted intervals."""
     n = len(offsets) - 1
     per = np.diff(offsets)
-    # Runs per mask: [s0, e0-s0, s1-e0, ..., hw - e_last] -> 2 * k + 1 (or 1 if empty).
-    nrun = 2 * per + 1
+    hw = np.broadcast_to(np.asarray(hw, dtype=np.int64), (n,))
+    last_end = np.zeros(n, dtype=np.int64)
+    last_end[per > 0] = ends[offsets[1:][per > 0] - 1]
+    # Runs per mask: [s0, e0-s0, s1-e0, ..., hw - e_last]; the last only if not empty.
+    tail = (per == 0) | (last_end < hw)
+    nrun = 2 * per + tail
     off = csr(nrun)
     counts = np.empty(off[-1], dtype=np.int64)
     owner = segment_ids(offsets)
     k = ragged_arange(per)
-    prev_end = np.where(k > 0, np.roll(ends, 1), 0)
+    prev_end = np.zeros(len(ends), dtype=np.int64)
+    prev_end[1:] = ends[:-1]
+    prev_end[k == 0] = 0
     counts[off[:-1][owner] + 2 * k] = starts - prev_end
     counts[off[:-1][owner] + 2 * k + 1] = ends - starts
-    last_end = np.zeros(n, dtype=np.int64)
-    last_end[per > 0] = ends[offsets[1:][per > 0] - 1]
-    counts[off[1:] - 1] = np.asarray(hw, dtype=np.int64) - last_end
+    counts[off[1:][tail] - 1] = (hw - last_end)[tail]
     return counts, off
 
 
@@ -287,7 +310,7 @@ def polygons_to_counts(polys, h, w):
     w = np.asarray(w, dtype=np.int64)
     k = np.array([len(p) // 2 for p in polys], dtype=np.int64)
     xy = np.concatenate([np.asarray(p, dtype=np.float64)[: 2 * kk] for p, kk in zip(polys, k)]) if n else np.zeros(0)
-    with np.errstate(invalid="ignore", over="ignore"):
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
         x = np.trunc(5 * xy[0::2] + 0.5).astype(np.int64)
         y = np.trunc(5 * xy[1::2] + 0.5).astype(np.int64)
         voff = csr(k)

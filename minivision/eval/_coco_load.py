@@ -21,28 +21,6 @@ from ..data import _rle_batch as rb
 
 
 @dataclass
-class Masks:
-    """Many RLE masks as foreground intervals ``[start, end)`` of the column-major pixel index.
-
-    ``starts``/``ends`` of mask ``i`` are ``[offsets[i]:offsets[i + 1]]``; ``h``, ``w`` (N,).
-    """
-
-    starts: np.ndarray
-    ends: np.ndarray
-    offsets: np.ndarray
-    h: np.ndarray
-    w: np.ndarray
-
-    def take(self, index):
-        index = np.asarray(index, dtype=np.int64)
-        n = self.offsets[index + 1] - self.offsets[index]
-        new_off = np.zeros(len(index) + 1, dtype=np.int64)
-        np.cumsum(n, out=new_off[1:])
-        src = np.repeat(self.offsets[index] - new_off[:-1], n) + np.arange(new_off[-1])
-        return Masks(self.starts[src], self.ends[src], new_off, self.h[index], self.w[index])
-
-
-@dataclass
 class GroundTruth:
     """The evaluated ground truth, one row per kept annotation (input order)."""
 
@@ -55,7 +33,7 @@ class GroundTruth:
     crowd: np.ndarray  # (G,) bool
     ignore: np.ndarray  # (G,) bool, the annotation's own "ignore" field (unused by default)
     bbox: np.ndarray | None  # (G, 4) xywh float64 (bbox evaluation)
-    masks: Masks | None  # segm evaluation
+    masks: rb.Intervals | None  # segm evaluation
 
 
 @dataclass
@@ -67,7 +45,7 @@ class Detections:
     score: np.ndarray  # (N,) float64
     area: np.ndarray  # (N,) float64: box w*h or mask area, as loadRes sets it
     bbox: np.ndarray | None  # (N, 4) xywh float64
-    masks: Masks | None
+    masks: rb.Intervals | None
 
 
 def read_json(obj, what):
@@ -199,7 +177,7 @@ def _image_sizes(images, img_ids):
 
 
 def _masks(segs, size, what, index):
-    """Polygons, uncompressed or compressed RLE -> :class:`Masks` (pycocotools' annToRLE)."""
+    """Polygons, uncompressed or compressed RLE -> ``Intervals`` (pycocotools' annToRLE)."""
     kinds = rb.classify_segmentations(segs, lambda i: f"{what}[{int(index[i])}]['segmentation']")
     counts, offsets, h, w = rb.segmentations_to_counts(segs, kinds, size)
     bad = (h != size[:, 0]) | (w != size[:, 1])
@@ -209,8 +187,7 @@ def _masks(segs, size, what, index):
             f"{what}[{int(index[i])}]['segmentation'] has size {[int(h[i]), int(w[i])]}, "
             f"but its image is {size[i].tolist()} (height, width)"
         )
-    starts, ends, int_off = rb.counts_to_intervals(counts, offsets)
-    return Masks(starts, ends, int_off, h, w), counts, offsets
+    return rb.Intervals.from_counts(counts, offsets, h, w), counts, offsets
 
 
 def load_dt(dt, gt: GroundTruth, gt_json, iou_type):

@@ -1,5 +1,7 @@
 """IoU of many (detection, ground truth) pairs, as pycocotools' ``maskUtils.iou`` (host island).
 
+Used by :func:`minivision.data.rle.iou` and by the COCO evaluation (``minivision.eval``).
+
 Both follow ``maskApi.c`` operation for operation, so the float64 results are bit-identical:
 
 * boxes (``bbIou``): ``w = min(x1 + w1, x2 + w2) - max(x1, x2)``, the same for ``h``; no overlap
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..data import _rle_batch as rb
+from . import _rle_batch as rb
 
 
 def box_pair_iou(dbox, gbox, crowd):
@@ -39,7 +41,7 @@ def box_pair_iou(dbox, gbox, crowd):
 
 
 def mask_area(masks):
-    """(N,) int64 foreground pixel count of each mask of a ``Masks`` table."""
+    """(N,) int64 foreground pixel count of each mask of an ``Intervals`` table."""
     lengths = masks.ends - masks.starts
     csum = np.zeros(len(lengths) + 1, dtype=np.int64)
     np.cumsum(lengths, out=csum[1:])
