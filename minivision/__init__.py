@@ -19,6 +19,17 @@ from .boxes import (
 )
 from .conv import conv2d, conv2d_backward
 from .conv_transpose import conv_transpose2d, conv_transpose2d_backward
+from .eval import (
+    average_recall,
+    best_overlap,
+    confusion_matrix,
+    evaluate_segmentation,
+    mabo,
+    proposal_recall,
+    segmentation_scores,
+    voc_ap,
+    voc_evaluate,
+)
 from .losses import (
     binary_cross_entropy_with_logits,
     binary_cross_entropy_with_logits_backward,
@@ -134,4 +145,13 @@ __all__ = [
     "maskrcnn_loss",
     "maskrcnn_loss_backward",
     "paste_masks_in_image",
+    "voc_ap",
+    "voc_evaluate",
+    "confusion_matrix",
+    "segmentation_scores",
+    "evaluate_segmentation",
+    "best_overlap",
+    "proposal_recall",
+    "average_recall",
+    "mabo",
 ]
