@@ -83,9 +83,10 @@ def _match(
                 ok = iou[d, g] >= thr if at_least else iou[d, g] > thr
                 if not ok:
                     continue
-                thr, m = (iou[d, g], g) if best else (thr, g)
+                m = g
                 if not best:
                     break
+                thr = iou[d, g]  # a later object must do at least as well (ties: the later one)
             if m == -1:
                 continue
             if crowd_flags[m]:
@@ -125,8 +126,6 @@ def _average_precision(envelope=True, side="left", unreached="zero", rule="101")
         points = REC_THRESHOLDS if rec_thresholds is None else np.asarray(rec_thresholds, float)
         if rule == "all":
             return ref_voc_ap(rc, pr, False)
-        if rule == "11":
-            points = np.linspace(0.0, 1.0, 11)
         if envelope:
             pr = np.maximum.accumulate(pr[::-1])[::-1]
         idx = np.searchsorted(rc, points, side=side)
