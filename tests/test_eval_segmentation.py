@@ -79,10 +79,10 @@ def flat(a):
 # ----------------------------------------------------------------------------- the matrix
 
 
-@given(label_maps())
-def test_confusion_matrix_equals_torchmetrics_and_sklearn(maps):
+@given(maps=label_maps())
+def test_confusion_matrix_equals_torchmetrics_and_sklearn(be, maps):
     pred, target, c = maps
-    ours = to_numpy(confusion_matrix(pred, target, c, IGNORE))
+    ours = to_numpy(confusion_matrix(be.asarray(pred), be.asarray(target), c, IGNORE))
     tm = MulticlassConfusionMatrix(c, ignore_index=IGNORE)(flat(pred), flat(target)).numpy()
     if np.isin(target, np.arange(c)).any():
         sk = sk_confusion_matrix(target.ravel(), pred.ravel(), labels=list(range(c)))
@@ -127,10 +127,10 @@ def test_device_pure(no_sync):
 # ----------------------------------------------------------------------------- dataset level
 
 
-@given(label_maps())
-def test_dataset_scores_equal_torchmetrics(maps):
+@given(maps=label_maps())
+def test_dataset_scores_equal_torchmetrics(be, maps):
     pred, target, c = maps
-    ev = evaluate_segmentation(pred, target, c, IGNORE)
+    ev = evaluate_segmentation(be.asarray(pred), be.asarray(target), c, IGNORE)
     d = ev.dataset
     p, t = flat(pred), flat(target)
     cm = to_numpy(ev.confusion)
@@ -212,10 +212,10 @@ def test_absent_class_policy_by_hand():
 # ----------------------------------------------------------------------------- per image
 
 
-@given(label_maps(ignore=False))
-def test_per_image_scores_equal_torchmetrics(maps):
+@given(maps=label_maps(ignore=False))
+def test_per_image_scores_equal_torchmetrics(be, maps):
     pred, target, c = maps
-    ev = evaluate_segmentation(pred, target, c)
+    ev = evaluate_segmentation(be.asarray(pred), be.asarray(target), c)
     tp, tt = torch.from_numpy(pred), torch.from_numpy(target)
     from torchmetrics.functional.segmentation import mean_iou
 
