@@ -27,8 +27,6 @@ def synthetic_coco(n_images=5000, n_categories=80, seed=0, masks=False, width=64
     With ``masks=True`` objects are polygons (crowd regions uncompressed RLE, as in COCO
     files) and detections are compressed RLE masks of jittered polygons, with boxes.
     """
-    from ..data import rle
-
     rng = np.random.default_rng(seed)
     images = [{"id": i + 1, "width": width, "height": height} for i in range(n_images)]
     cats = [{"id": c + 1, "name": f"class{c + 1}"} for c in range(n_categories)]
@@ -57,37 +55,46 @@ def synthetic_coco(n_images=5000, n_categories=80, seed=0, masks=False, width=64
             rng.integers(1, n_categories + 1, size=n_clutter),
         ])
         score = rng.random(100).round(3)
-        gpolys = [_ellipse(b, rng) for b in boxes] if masks else None
         for j in range(n_obj):
             a = {"id": len(anns) + 1, "image_id": im["id"], "category_id": int(cat[j]),
                  "bbox": boxes[j].tolist(), "iscrowd": int(crowd[j])}
             if masks:
-                r = rle.frPyObjects([gpolys[j]], height, width)[0]
-                a["area"] = float(rle.area(r))
-                if crowd[j]:
-                    m = rle.decode(r).ravel(order="F")
-                    change = np.flatnonzero(np.diff(m)) + 1
-                    cuts = np.concatenate([[0], change, [m.size]])
-                    runs = np.diff(cuts).tolist()
-                    a["segmentation"] = {"size": [height, width], "counts": ([0] if m[0] else []) + runs}
-                else:
-                    a["segmentation"] = [gpolys[j]]
+                a["segmentation"] = [_ellipse(boxes[j], rng)]
             else:
                 a["area"] = float((boxes[j, 2] * boxes[j, 3] * rng.uniform(0.5, 0.9)).round(2))
             anns.append(a)
-        if masks:
-            dpolys = [_ellipse(b, rng) for b in dboxes]
-            drles = rle.frPyObjects(dpolys, height, width)
-            dbb = rle.toBbox(drles)
         for j in range(100):
             d = {"image_id": im["id"], "category_id": int(dcat[j]), "score": float(score[j])}
-            if masks:
-                d["segmentation"] = {"size": [height, width], "counts": drles[j]["counts"].decode()}
-                d["bbox"] = dbb[j].tolist()
-            else:
-                d["bbox"] = dboxes[j].tolist()
+            d["segmentation" if masks else "bbox"] = _ellipse(dboxes[j], rng) if masks else dboxes[j].tolist()
             dts.append(d)
+    if masks:
+        _rasterise(anns, dts, height, width)
     return {"images": images, "categories": cats, "annotations": anns}, dts
+
+
+def _rasterise(anns, dts, height, width, chunk=20000):
+    """Polygon areas, crowd regions as uncompressed RLE, detections as compressed RLE + box."""
+    from ..data import _rle_batch as rb
+
+    for lo in range(0, len(anns), chunk):
+        part = anns[lo:lo + chunk]
+        counts, off = rb.polygons_to_counts([a["segmentation"][0] for a in part],
+                                            np.full(len(part), height), np.full(len(part), width))
+        areas = rb.area(counts, off)
+        for i, a in enumerate(part):
+            a["area"] = float(areas[i])
+            if a["iscrowd"]:
+                a["segmentation"] = {"size": [height, width],
+                                     "counts": counts[off[i]:off[i + 1]].tolist()}
+    for lo in range(0, len(dts), chunk):
+        part = dts[lo:lo + chunk]
+        counts, off = rb.polygons_to_counts([d["segmentation"] for d in part],
+                                            np.full(len(part), height), np.full(len(part), width))
+        boxes = rb.counts_to_bbox(counts, off, np.full(len(part), height), np.full(len(part), width))
+        strings = rb.counts_to_strings(counts, off)
+        for i, d in enumerate(part):
+            d["segmentation"] = {"size": [height, width], "counts": strings[i].decode()}
+            d["bbox"] = boxes[i].tolist()
 
 
 def _ellipse(box, rng, n=16):
