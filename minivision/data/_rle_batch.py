@@ -108,25 +108,28 @@ def strings_to_counts(strings):
     v_start[:1] = 0
     v_start[1:] = ends[:-1] + 1
     nchar = ends - v_start + 1
-    k = (np.arange(len(b)) - np.repeat(v_start, nchar)).astype(np.int64)
-    x = np.add.reduceat((b & 0x1F).astype(np.int64) << (5 * k), v_start) if len(ends) else np.zeros(0, np.int64)
-    neg = (b[ends] & 0x10) != 0
-    x[neg] -= np.int64(1) << (5 * nchar[neg])
+    # Value = sum of its 5-bit groups, low first: one gather per group position (<= 7).
+    x = (b[v_start] & 0x1F).astype(np.int64)
+    live = np.flatnonzero(nchar > 1)
+    j = 1
+    while len(live):
+        x[live] |= (b[v_start[live] + j] & 0x1F).astype(np.int64) << (5 * j)
+        j += 1
+        live = live[nchar[live] > j]
+    x -= ((b[ends] & 0x10) != 0).astype(np.int64) << (5 * nchar)  # sign of the last group
     per = np.diff(np.searchsorted(ends, str_off))  # values per string
     offsets = csr(per)
     # Undo the lag-2 differences, counts[m] = x[m] + counts[m - 2] for m > 2: a running sum
-    # along each parity of each string (index 0 stands alone).
-    pos = ragged_arange(per)
-    owner = np.repeat(np.arange(len(raw)), per)
-    out = x.copy()
-    for parity, chain in ((0, pos >= 2), (1, pos % 2 == 1)):
-        chain &= pos % 2 == parity
-        vals = np.where(chain, x, 0)
-        cs = np.cumsum(vals)
-        before = np.zeros(len(raw), dtype=np.int64)
-        nz = offsets[:-1] > 0
-        before[nz] = cs[offsets[:-1][nz] - 1]
-        out = np.where(chain, cs - before[owner], out)
+    # with stride 2 over the whole array, minus its value where each string's chain starts
+    # (index 0 stands alone; the odd chain starts at 1, the even one at 2).
+    cs = np.empty(len(x), dtype=np.int64)
+    cs[0::2] = np.cumsum(x[0::2])
+    cs[1::2] = np.cumsum(x[1::2])
+    first = np.repeat(offsets[:-1], per)
+    pos = np.arange(len(x)) - first
+    base = first - (pos % 2)  # the element just before the chain, same stride class
+    cs_pad = np.concatenate([[0], cs])
+    out = np.where(pos == 0, x, cs - cs_pad[base + 1])
     return out % (1 << 32), offsets
 
 
