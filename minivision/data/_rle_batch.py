@@ -89,16 +89,15 @@ def counts_to_strings(counts, offsets):
 
 def strings_to_counts(strings):
     """``rleFrString`` for many strings (bytes or str) -> (counts, offsets)."""
-    raw = [s.encode() if isinstance(s, str) else bytes(s) for s in strings]
+    raw = [s if isinstance(s, bytes) else s.encode() if isinstance(s, str) else bytes(s) for s in strings]
     lens = np.fromiter(map(len, raw), dtype=np.int64, count=len(raw))
     str_off = csr(lens)
-    b = np.frombuffer(b"".join(raw), dtype=np.uint8)
-    bad = (b < 48) | (b > 111)
+    b = np.frombuffer(b"".join(raw), dtype=np.uint8) - np.uint8(48)  # '0'..'o' -> 0..63
+    bad = b > 63
     if bad.any():
         i = int(np.searchsorted(str_off, int(np.flatnonzero(bad)[0]), "right") - 1)
         raise ValueError(f"RLE string {i} has a character outside '0'..'o'")
-    b = b - np.uint8(48)
-    end = (b & 0x20) == 0  # the last char of a value
+    end = b < 32  # bit 0x20 clear: the last char of a value
     full = lens > 0
     if full.any() and not end[str_off[1:][full] - 1].all():
         i = int(np.flatnonzero(full)[~end[str_off[1:][full] - 1]][0])
@@ -107,30 +106,31 @@ def strings_to_counts(strings):
     v_start = np.empty(len(ends), dtype=np.int64)  # first char of each value
     v_start[:1] = 0
     v_start[1:] = ends[:-1] + 1
-    nchar = ends - v_start + 1
     # Value = sum of its 5-bit groups, low first: one gather per group position (<= 7).
     x = (b[v_start] & 0x1F).astype(np.int64)
-    live = np.flatnonzero(nchar > 1)
+    nchar = np.ones(len(ends), dtype=np.int64)
+    live = np.flatnonzero(ends > v_start)
     j = 1
     while len(live):
         x[live] |= (b[v_start[live] + j] & 0x1F).astype(np.int64) << (5 * j)
+        nchar[live] += 1
         j += 1
-        live = live[nchar[live] > j]
-    x -= ((b[ends] & 0x10) != 0).astype(np.int64) << (5 * nchar)  # sign of the last group
+        live = live[ends[live] >= v_start[live] + j]
+    sign = b[ends] & 0x10 != 0
+    x[sign] -= np.int64(1) << (5 * nchar[sign])  # the last group's bit 4: negative
     per = np.diff(np.searchsorted(ends, str_off))  # values per string
     offsets = csr(per)
     # Undo the lag-2 differences, counts[m] = x[m] + counts[m - 2] for m > 2: a running sum
     # with stride 2 over the whole array, minus its value where each string's chain starts
     # (index 0 stands alone; the odd chain starts at 1, the even one at 2).
-    cs = np.empty(len(x), dtype=np.int64)
-    cs[0::2] = np.cumsum(x[0::2])
-    cs[1::2] = np.cumsum(x[1::2])
+    cs = np.zeros(len(x) + 1, dtype=np.int64)  # cs[i + 1]: stride-2 running sum up to i
+    cs[1::2] = np.cumsum(x[0::2])
+    cs[2::2] = np.cumsum(x[1::2])
     first = np.repeat(offsets[:-1], per)
-    pos = np.arange(len(x)) - first
-    base = first - (pos % 2)  # the element just before the chain, same stride class
-    cs_pad = np.concatenate([[0], cs])
-    out = np.where(pos == 0, x, cs - cs_pad[base + 1])
-    return out % (1 << 32), offsets
+    odd = (np.arange(len(x)) - first) & 1
+    out = cs[1:] - cs[first + 1 - odd]  # minus the running sum just before the chain
+    out[offsets[:-1][per > 0]] = x[offsets[:-1][per > 0]]
+    return out & 0xFFFFFFFF, offsets
 
 
 def _runs(sorted_keys):
