@@ -89,45 +89,48 @@ def counts_to_strings(counts, offsets):
 
 def strings_to_counts(strings):
     """``rleFrString`` for many strings (bytes or str) -> (counts, offsets)."""
-    raw = [s.encode() if isinstance(s, str) else bytes(s) for s in strings]
+    raw = [s if isinstance(s, bytes) else s.encode() if isinstance(s, str) else bytes(s) for s in strings]
     lens = np.fromiter(map(len, raw), dtype=np.int64, count=len(raw))
-    b = np.frombuffer(b"".join(raw), dtype=np.uint8).astype(np.int64) - 48
-    if ((b < 0) | (b > 63)).any():
-        i = int(np.searchsorted(csr(lens), int(np.flatnonzero((b < 0) | (b > 63))[0]), "right") - 1)
+    str_off = csr(lens)
+    b = np.frombuffer(b"".join(raw), dtype=np.uint8) - np.uint8(48)  # '0'..'o' -> 0..63
+    bad = b > 63
+    if bad.any():
+        i = int(np.searchsorted(str_off, int(np.flatnonzero(bad)[0]), "right") - 1)
         raise ValueError(f"RLE string {i} has a character outside '0'..'o'")
-    char_owner = segment_ids(csr(lens))
-    end = (b & 0x20) == 0  # the last char of a value
-    last_of_string = csr(lens)[1:] - 1
+    end = b < 32  # bit 0x20 clear: the last char of a value
     full = lens > 0
-    if full.any() and not end[last_of_string[full]].all():
-        i = int(np.flatnonzero(full)[~end[last_of_string[full]]][0])
+    if full.any() and not end[str_off[1:][full] - 1].all():
+        i = int(np.flatnonzero(full)[~end[str_off[1:][full] - 1]][0])
         raise ValueError(f"RLE string {i} ends in the middle of a count")
-    value_id = np.cumsum(end) - end  # value each char belongs to
-    nval = int(end.sum())
-    start = np.ones(len(b), dtype=bool)
-    start[1:] = end[:-1]
-    k = np.arange(len(b)) - np.maximum.accumulate(np.where(start, np.arange(len(b)), 0))
-    x = np.zeros(nval, dtype=np.int64)
-    np.add.at(x, value_id, (b & 0x1F) << (5 * k))
     ends = np.flatnonzero(end)
-    neg = (b[ends] & 0x10) != 0
-    x[neg] -= np.int64(1) << (5 * (k[ends[neg]] + 1))
-    counts_per = np.bincount(char_owner[ends], minlength=len(raw)) if nval else np.zeros(len(raw), dtype=np.int64)
-    offsets = csr(counts_per)
-    # Undo the lag-2 differences: a running sum over each parity, the first two kept apart.
-    pos = ragged_arange(counts_per)
-    chain = np.where(pos == 0, 0, np.where(pos % 2 == 1, 1, 2))  # 0 alone; 1, 3, 5 ...; 2, 4 ...
-    chain_key = segment_ids(offsets) * 4 + chain
-    # counts[m] = x[m] + counts[m - 2] for m > 2: cumulative sums along each chain.
-    order = np.lexsort((pos, chain_key))
-    xs = x[order]
-    cs = np.cumsum(xs)
-    starts, seg = _runs(chain_key[order])
-    base = np.where(starts > 0, cs[starts - 1], 0) if len(starts) else starts
-    vals = cs - base[seg] if len(xs) else cs
-    counts = np.empty(nval, dtype=np.int64)
-    counts[order] = vals
-    return counts % (1 << 32), offsets
+    v_start = np.empty(len(ends), dtype=np.int64)  # first char of each value
+    v_start[:1] = 0
+    v_start[1:] = ends[:-1] + 1
+    # Value = sum of its 5-bit groups, low first: one gather per group position (<= 7).
+    x = (b[v_start] & 0x1F).astype(np.int64)
+    nchar = np.ones(len(ends), dtype=np.int64)
+    live = np.flatnonzero(ends > v_start)
+    j = 1
+    while len(live):
+        x[live] |= (b[v_start[live] + j] & 0x1F).astype(np.int64) << (5 * j)
+        nchar[live] += 1
+        j += 1
+        live = live[ends[live] >= v_start[live] + j]
+    sign = b[ends] & 0x10 != 0
+    x[sign] -= np.int64(1) << (5 * nchar[sign])  # the last group's bit 4: negative
+    per = np.diff(np.searchsorted(ends, str_off))  # values per string
+    offsets = csr(per)
+    # Undo the lag-2 differences, counts[m] = x[m] + counts[m - 2] for m > 2: a running sum
+    # with stride 2 over the whole array, minus its value where each string's chain starts
+    # (index 0 stands alone; the odd chain starts at 1, the even one at 2).
+    cs = np.zeros(len(x) + 1, dtype=np.int64)  # cs[i + 1]: stride-2 running sum up to i
+    cs[1::2] = np.cumsum(x[0::2])
+    cs[2::2] = np.cumsum(x[1::2])
+    first = np.repeat(offsets[:-1], per)
+    odd = (np.arange(len(x)) - first) & 1
+    out = cs[1:] - cs[first + 1 - odd]  # minus the running sum just before the chain
+    out[offsets[:-1][per > 0]] = x[offsets[:-1][per > 0]]
+    return out & 0xFFFFFFFF, offsets
 
 
 def _runs(sorted_keys):
@@ -299,11 +302,15 @@ def union_intervals(starts, ends, group, n_groups, need=None):
 
 
 def polygons_to_counts(polys, h, w):
-    """``rleFrPoly`` for many polygons at once: flat coordinate arrays, (n,) heights, widths.
+    """``rleFrPoly`` for many polygons at once: flat coordinate lists, (n,) heights, widths.
 
-    The polygon is scaled by 5, walked edge by edge with integer (Bresenham-like) steps, and
-    only the points where the walk crosses a pixel column's centre are kept, each rounded to
-    the first pixel row below the boundary; sorted, those points are the run boundaries.
+    maskApi scales the polygon by 5 and walks each edge in integer steps along its longer
+    axis (the other coordinate rounded, ``(int)(a + s * t + .5)``). Only the steps where the
+    walk passes from upsampled column ``5c + 2`` to ``5c + 3`` -- across the centre of pixel
+    column ``c`` -- leave a mark: the run boundary at pixel ``(c, ceil((v + .5) / 5 - .5))``.
+    Those steps are computed directly (for edges walked along x, every fifth step; for steep
+    edges, the one step where the rounded x changes), with maskApi's own arithmetic, so no
+    other point of the walk is generated. Sorted, the marks are the run boundaries.
     """
     n = len(polys)
     h = np.asarray(h, dtype=np.int64)
@@ -323,30 +330,51 @@ def polygons_to_counts(polys, h, w):
         ys, ye = np.where(flip, ye, ys), np.where(flip, ys, ye)
         horiz = dx >= dy
         s = np.where(horiz, (ye - ys) / dx.astype(np.float64), (xe - xs) / dy.astype(np.float64))
-        L = np.where(horiz, dx, dy)
-        e_owner = np.repeat(np.arange(len(L)), L + 1)
-        d = ragged_arange(L + 1)
-        t = np.where(flip[e_owner], L[e_owner] - d, d)
-        hz = horiz[e_owner]
-        lin_x = np.trunc(xs[e_owner] + s[e_owner] * t + 0.5)
-        lin_y = np.trunc(ys[e_owner] + s[e_owner] * t + 0.5)
-        u = np.where(hz, t + xs[e_owner], lin_x.astype(np.int64))
-        v = np.where(hz, lin_y.astype(np.int64), t + ys[e_owner])
-    # Points per polygon = sum of its edges' L + 1.
-    pts = np.bincount(np.repeat(np.arange(n), k), weights=L + 1, minlength=n).astype(np.int64) if len(L) else np.zeros(n, dtype=np.int64)
-    poff = csr(pts)
-    p_owner = segment_ids(poff)
-    j = np.arange(len(u))
-    ok = (j > poff[:-1][p_owner]) if len(u) else np.zeros(0, dtype=bool)
-    jj = np.flatnonzero(ok)
-    jj = jj[u[jj] != u[jj - 1]]
-    xd = np.where(u[jj] < u[jj - 1], u[jj], u[jj] - 1).astype(np.float64)
-    xd = (xd + 0.5) / 5 - 0.5
-    own = p_owner[jj]
+    e_poly = np.repeat(np.arange(n), k)
+    u_max = 5 * (w[e_poly] - 1) + 2  # the last column centre inside the image
+    # Edges walked along x: the step t -> t + 1 crosses a centre when xs + t = 5c + 2.
+    hz = np.flatnonzero(horiz & (dx > 0))
+    t_lo = np.maximum(0, 2 - xs[hz])
+    t_lo += (2 - xs[hz] - t_lo) % 5
+    t_hi = np.minimum(dx[hz] - 1, u_max[hz] - xs[hz])
+    cnt = np.maximum((t_hi - t_lo) // 5 + 1, 0)
+    he = np.repeat(hz, cnt)
+    t = (np.repeat(t_lo, cnt) + 5 * ragged_arange(cnt)).astype(np.float64)
+    v0 = np.trunc(ys[he] + s[he] * t + 0.5)
+    v1 = np.trunc(ys[he] + s[he] * (t + 1) + 0.5)
+    h_u, h_v = xs[he] + t.astype(np.int64), np.minimum(v0, v1).astype(np.int64)
+    # Steep edges: the rounded x changes at most once per column; find that step exactly.
+    vt = np.flatnonzero(~horiz & (dx > 0))
+
+    def col(e, t):
+        return np.trunc(xs[e] + s[e] * t + 0.5).astype(np.int64)
+
+    u0, u1 = col(vt, 0.0), col(vt, dy[vt].astype(np.float64))
+    lo_u, hi_u = np.minimum(u0, u1), np.maximum(u0, u1)  # crossings U -> U + 1, lo_u <= U < hi_u
+    c_lo = np.maximum(lo_u, 2)
+    c_lo += (2 - c_lo) % 5
+    c_hi = np.minimum(hi_u - 1, u_max[vt])
+    cnt = np.maximum((c_hi - c_lo) // 5 + 1, 0)
+    ve = np.repeat(vt, cnt)
+    U = np.repeat(c_lo, cnt) + 5 * ragged_arange(cnt)
+    guess = np.floor((U + 0.5 - xs[ve]) / s[ve])
+    step = np.full(len(ve), -1, dtype=np.int64)
+    for delta in (0, -1, 1, -2, 2, -3, 3):
+        tt = np.clip(guess + delta, 0, dy[ve] - 1)
+        a, b = col(ve, tt), col(ve, tt + 1)
+        hit = (step < 0) & (np.minimum(a, b) == U) & (np.maximum(a, b) == U + 1)
+        step[hit] = tt[hit].astype(np.int64)
+    if (step < 0).any():
+        raise AssertionError("polygon rasterisation: a column crossing was not found")
+    v_u, v_v = U, ys[ve] + step
+    # Marks -> boundary pixel index x * h + y, as maskApi (doubles, then ceil and clamp).
+    u = np.concatenate([h_u, v_u])
+    v = np.concatenate([h_v, v_v])
+    own = e_poly[np.concatenate([he, ve])]
+    xd = (u.astype(np.float64) + 0.5) / 5 - 0.5
     keep = (np.floor(xd) == xd) & (xd >= 0) & (xd <= (w[own] - 1).astype(np.float64))
-    jj, xd, own = jj[keep], xd[keep], own[keep]
-    yd = np.where(v[jj] < v[jj - 1], v[jj], v[jj - 1]).astype(np.float64)
-    yd = (yd + 0.5) / 5 - 0.5
+    xd, v, own = xd[keep], v[keep], own[keep]
+    yd = (v.astype(np.float64) + 0.5) / 5 - 0.5
     yd = np.ceil(np.clip(yd, 0, h[own].astype(np.float64)))
     a = xd.astype(np.int64) * h[own] + yd.astype(np.int64)
     # Terminator h * w per polygon; sort per polygon; differences; then maskApi's merge of

@@ -202,15 +202,14 @@ def iou(dt, gt, iscrowd):
     """
     crowd = np.asarray(iscrowd, dtype=bool).reshape(-1)
     boxes = [_as_boxes(x) for x in (dt, gt)]
-    if (boxes[0] is None) != (boxes[1] is None):
-        raise TypeError("dt and gt must both be boxes or both be RLEs")
-    m = len(boxes[0]) if boxes[0] is not None else len(dt)
-    n = len(boxes[1]) if boxes[1] is not None else len(gt)
+    m, n = (len(b) if b is not None else len(x) for b, x in zip(boxes, (dt, gt)))
     if len(crowd) != n:
         raise ValueError("iou(iscrowd=) must have the same length as gt")
-    di, gi = np.repeat(np.arange(m), n), np.tile(np.arange(n), m)
     if m == 0 or n == 0:
         return np.zeros((m, n))
+    if (boxes[0] is None) != (boxes[1] is None):
+        raise TypeError("dt and gt must both be boxes or both be RLEs")
+    di, gi = np.repeat(np.arange(m), n), np.tile(np.arange(n), m)
     if boxes[0] is not None:
         out = _rle_iou.box_pair_iou(boxes[0][di], boxes[1][gi], crowd[gi])
         return out.reshape(m, n)
