@@ -21,6 +21,17 @@ from .detection.masks import (
 )
 from .detection.matcher import BalancedPositiveNegativeSampler, Matcher, balanced_sample
 from .detection.rpn import concat_box_prediction_layers, rpn_proposals, top_k
+from .eval import (
+    average_recall,
+    best_overlap,
+    confusion_matrix,
+    evaluate_segmentation,
+    mabo,
+    proposal_recall,
+    segmentation_scores,
+    voc_ap,
+    voc_evaluate,
+)
 from .nn.box_losses import (
     complete_box_iou_loss,
     complete_box_iou_loss_backward,
@@ -138,4 +149,13 @@ __all__ = [
     "maskrcnn_loss",
     "maskrcnn_loss_backward",
     "paste_masks_in_image",
+    "voc_ap",
+    "voc_evaluate",
+    "confusion_matrix",
+    "segmentation_scores",
+    "evaluate_segmentation",
+    "best_overlap",
+    "proposal_recall",
+    "average_recall",
+    "mabo",
 ]

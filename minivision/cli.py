@@ -1,4 +1,4 @@
-"""The command line: ``minivision tour | check | bench | proposals``."""
+"""The command line: ``minivision tour | check | bench | proposals | eval``."""
 
 from __future__ import annotations
 
@@ -54,6 +54,14 @@ def _parser() -> argparse.ArgumentParser:
         "--mode", default="fast", choices=("single", "fast", "quality"), help="default: fast"
     )
     pr.add_argument("--workers", type=int, default=None, help="processes (default: every CPU core)")
+    ev = sub.add_parser(
+        "eval", help="COCO AP/AR of detection results (pycocotools' 12-line summary)"
+    )
+    ev.add_argument("gt", metavar="GT.json", help="COCO ground truth (images, annotations, categories)")
+    ev.add_argument("dt", metavar="DT.json", help="COCO results (a list of detections)")
+    ev.add_argument(
+        "--iou-type", choices=["bbox", "segm"], default="bbox", help="boxes or masks (default: %(default)s)"
+    )
     return p
 
 
@@ -83,6 +91,11 @@ def main(argv=None) -> int:
             results = run_proposals(args.images, args.out, args.mode, args.workers)
             n = sum(len(b) for b in results.values())
             print(f"minivision proposals: {len(results)} images, {n} boxes in {args.out}")
+            return 0
+        if args.command == "eval":
+            from .eval import coco_evaluate
+
+            print(coco_evaluate(args.gt, args.dt, args.iou_type).summary())
             return 0
     except (FileNotFoundError, ValueError) as err:
         print(f"minivision {args.command}: {err}", file=sys.stderr)

@@ -85,3 +85,116 @@ def plot_matrix(
     if title:
         ax.set_title(title)
     return im
+
+
+def _index_of(values, wanted, what):
+    values = np.asarray(values, dtype=float)
+    hit = np.flatnonzero(np.isclose(values, wanted))
+    if not len(hit):
+        raise ValueError(f"{what} must be one of {values.tolist()}, got {wanted}")
+    return int(hit[0])
+
+
+def plot_pr_curves(
+    ax, result, by="iou", *, iou=0.5, area="all", max_dets=None, category_names=None, top=None
+):
+    """Precision-recall curves from a ``coco_evaluate`` result (its ``.precision`` array).
+
+    ``by="iou"``: one curve per IoU threshold, precision averaged over the categories that have
+    ground truth (COCO's -1 entries left out), as AP@t is. ``by="category"``: one curve per
+    category at IoU ``iou`` (``top`` = only the categories with the highest AP). Both read area
+    range ``area`` and the largest ``max_dets`` unless given; the legend gives each curve's AP
+    (the mean of the curve over the 101 recall points).
+
+    ``result`` may also be a bare ``(T, R, K, A, M)`` precision array; then the thresholds are
+    COCO's defaults.
+    """
+    precision = np.asarray(getattr(result, "precision", result), dtype=float)
+    t_count, r_count, k_count, a_count, m_count = precision.shape
+    ious = getattr(result, "iou_thresholds", np.linspace(0.5, 0.95, t_count))
+    recalls = np.asarray(getattr(result, "rec_thresholds", np.linspace(0, 1, r_count)))
+    areas = list(getattr(result, "area_labels", ("all", "small", "medium", "large")[:a_count]))
+    dets = list(getattr(result, "max_dets", range(m_count)))
+    cats = list(getattr(result, "cat_ids", range(1, k_count + 1)))
+    if area not in areas:
+        raise ValueError(f"area must be one of {areas}, got {area!r}")
+    a = areas.index(area)
+    m = m_count - 1 if max_dets is None else dets.index(max_dets)
+    if by == "iou":
+        for t in range(t_count):
+            p = precision[t, :, :, a, m]  # (R, K)
+            valid = p[0] > -1
+            curve = p[:, valid].mean(axis=1) if valid.any() else np.zeros(r_count)
+            ax.plot(
+                recalls,
+                curve,
+                label=f"IoU {ious[t]:.2f}  AP {curve.mean():.3f}",
+                color=_viridis(t / max(t_count - 1, 1)),
+            )
+        ax.set_title(f"precision-recall per IoU threshold (area {area}, maxDets {dets[m]})")
+    elif by == "category":
+        t = _index_of(ious, iou, "iou")
+        p = precision[t, :, :, a, m]  # (R, K)
+        order = [k for k in np.argsort(-p.mean(axis=0), kind="stable") if p[0, k] > -1]
+        for rank, k in enumerate(order[:top]):
+            name = category_names[k] if category_names is not None else f"category {cats[k]}"
+            ax.plot(
+                recalls,
+                p[:, k],
+                label=f"{name}  AP {p[:, k].mean():.3f}",
+                color=COLORS[rank % len(COLORS)],
+            )
+        ax.set_title(f"precision-recall per category at IoU {ious[t]:.2f}")
+    else:
+        raise ValueError(f'by must be "iou" or "category", got {by!r}')
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower left")
+    return ax
+
+
+def _viridis(x):
+    """A colour from matplotlib's viridis at ``x`` in [0, 1]."""
+    from matplotlib import colormaps
+
+    return colormaps["viridis"](x)
+
+
+def plot_confusion_matrix(ax, confmat, class_names=None, normalize=None, title=None, cmap="Blues"):
+    """A (C, C) confusion matrix (rows: true class, columns: predicted) as an annotated heat map.
+
+    ``normalize="true"`` divides each row by its total (each row then shows where the pixels
+    of one true class went: the diagonal is the class accuracy); ``"pred"`` divides each
+    column; ``None`` shows the counts.
+    """
+    m = np.asarray(to_numpy(confmat), dtype=float)
+    if m.ndim != 2 or m.shape[0] != m.shape[1]:
+        raise ValueError(f"confmat must have shape (C, C), got {m.shape}")
+    if normalize not in (None, "true", "pred"):
+        raise ValueError(f'normalize must be None, "true" or "pred", got {normalize!r}')
+    shown = m
+    if normalize is not None:
+        totals = (
+            m.sum(axis=1, keepdims=True) if normalize == "true" else m.sum(axis=0, keepdims=True)
+        )
+        with np.errstate(invalid="ignore", divide="ignore"):
+            shown = np.where(totals > 0, m / np.where(totals > 0, totals, 1), np.nan)
+    names = class_names if class_names is not None else [str(i) for i in range(len(m))]
+    top = np.nanmax(shown) if np.isfinite(shown).any() else 1.0
+    im = ax.imshow(shown, cmap=cmap, vmin=0, vmax=top if top > 0 else 1.0)
+    ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
+    ax.set_yticks(range(len(names)), names)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    for (i, j), v in np.ndenumerate(shown):
+        text = "" if np.isnan(v) else (f"{v:.2f}" if normalize else f"{int(v)}")
+        dark = not np.isnan(v) and top > 0 and v / top > 0.6
+        ax.text(
+            j, i, text, ha="center", va="center", fontsize=8, color="white" if dark else "black"
+        )
+    if title:
+        ax.set_title(title)
+    return im

@@ -1,0 +1,5 @@
+"""Data: synthetic scenes, COCO JSON and COCO's RLE mask codec (``minivision.data.rle``)."""
+
+from . import rle
+
+__all__ = ["rle"]

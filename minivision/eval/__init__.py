@@ -1,0 +1,23 @@
+"""Evaluation: COCO AP/AR for boxes and masks, bit-exact with pycocotools (lesson 10)."""
+
+from .coco import COCOEvalResult, coco_evaluate
+from .proposals import average_recall, best_overlap, mabo, proposal_recall
+from .segmentation import (
+    SegmentationEvaluation,
+    SegmentationScores,
+    confusion_matrix,
+    evaluate_segmentation,
+    segmentation_scores,
+)
+from .voc import VOCResult, voc_ap, voc_evaluate
+
+__all__ = ["COCOEvalResult", "coco_evaluate"]
+__all__ += ["voc_ap", "voc_evaluate", "VOCResult"]
+__all__ += [
+    "confusion_matrix",
+    "segmentation_scores",
+    "evaluate_segmentation",
+    "SegmentationScores",
+    "SegmentationEvaluation",
+]
+__all__ += ["best_overlap", "proposal_recall", "average_recall", "mabo"]
