@@ -4,6 +4,17 @@ See :mod:`minivision.nn.module` for the pattern (forward caches, backward consum
 gradients accumulate) and DESIGN.md §3 for the conventions.
 """
 
+from . import init
+from .layers import Conv2d, ConvTranspose2d, Flatten, Linear
 from .module import Module, Parameter, Sequential
 
-__all__ = ["Parameter", "Module", "Sequential"]
+__all__ = [
+    "Parameter",
+    "Module",
+    "Sequential",
+    "Linear",
+    "Conv2d",
+    "ConvTranspose2d",
+    "Flatten",
+    "init",
+]
