@@ -15,48 +15,17 @@ float32 NumPy arrays, as torch's start as float32 CPU tensors; move them with
 from __future__ import annotations
 
 import math
-import operator
 
 from .._backend import array_namespace
 from ..conv import conv2d, conv2d_backward
 from ..conv_transpose import conv_transpose2d, conv_transpose2d_backward
 from . import init
-from ._layer_checks import check_channels
+from ._layer_checks import check_channels, int_pair, positive_int
 from ._random import generator
 from ._random import host_zeros as _empty
 from .module import Module, Parameter
 
 __all__ = ["Parameter", "Module", "Linear", "Conv2d", "ConvTranspose2d", "Flatten"]
-
-
-def _positive(name: str, value) -> int:
-    try:
-        if isinstance(value, bool):
-            raise TypeError
-        value = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name} must be an int, got {value!r}") from None
-    if value < 1:
-        raise ValueError(f"{name} must be positive, got {value}")
-    return value
-
-
-def _pair(name: str, value, minimum: int) -> tuple[int, int]:
-    items = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
-    if len(items) != 2:
-        raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
-    out = []
-    for v in items:
-        try:
-            if isinstance(v, bool):
-                raise TypeError
-            v = operator.index(v)
-        except TypeError:
-            raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}") from None
-        if v < minimum:
-            raise ValueError(f"{name} must be at least {minimum}, got {value!r}")
-        out.append(v)
-    return tuple(out)
 
 
 def _reset(weight: Parameter, bias, rng, fan_in: int) -> None:
@@ -85,8 +54,8 @@ class Linear(Module):
 
     def __init__(self, in_features, out_features, bias=True, *, rng=None, dtype="float32"):
         super().__init__()
-        self.in_features = _positive("in_features", in_features)
-        self.out_features = _positive("out_features", out_features)
+        self.in_features = positive_int("in_features", in_features)
+        self.out_features = positive_int("out_features", out_features)
         self.weight = Parameter(_empty((self.out_features, self.in_features), dtype))
         self.register_parameter(
             "bias", Parameter(_empty((self.out_features,), dtype)) if bias else None
@@ -124,9 +93,9 @@ class _ConvNd(Module):
     def __init__(self, in_channels, out_channels, kernel_size, stride, padding, dilation,
                  groups, bias, padding_mode, rng, dtype, *, transposed):  # fmt: skip
         super().__init__()
-        self.in_channels = _positive("in_channels", in_channels)
-        self.out_channels = _positive("out_channels", out_channels)
-        self.groups = _positive("groups", groups)
+        self.in_channels = positive_int("in_channels", in_channels)
+        self.out_channels = positive_int("out_channels", out_channels)
+        self.groups = positive_int("groups", groups)
         if self.in_channels % self.groups:
             raise ValueError("in_channels must be divisible by groups")
         if self.out_channels % self.groups:
@@ -134,9 +103,9 @@ class _ConvNd(Module):
         if padding_mode != "zeros":
             raise ValueError(f"padding_mode {padding_mode!r} is not supported (only 'zeros')")
         self.padding_mode = padding_mode
-        self.kernel_size = _pair("kernel_size", kernel_size, 1)
-        self.stride = _pair("stride", stride, 1)
-        self.dilation = _pair("dilation", dilation, 1)
+        self.kernel_size = int_pair("kernel_size", kernel_size, 1)
+        self.stride = int_pair("stride", stride, 1)
+        self.dilation = int_pair("dilation", dilation, 1)
         if isinstance(padding, str):
             if transposed or padding not in ("same", "valid"):
                 raise ValueError(
@@ -146,7 +115,7 @@ class _ConvNd(Module):
                 raise ValueError("padding='same' is not supported for strided convolutions")
             self.padding = padding
         else:
-            self.padding = _pair("padding", padding, 0)
+            self.padding = int_pair("padding", padding, 0)
         if transposed:  # (C_in, C_out / groups, kH, kW)
             shape = (self.in_channels, self.out_channels // self.groups, *self.kernel_size)
         else:  # (C_out, C_in / groups, kH, kW)
@@ -238,7 +207,7 @@ class ConvTranspose2d(_ConvNd):
                  rng=None, dtype="float32"):  # fmt: skip
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
                          groups, bias, padding_mode, rng, dtype, transposed=True)  # fmt: skip
-        self.output_padding = _pair("output_padding", output_padding, 0)
+        self.output_padding = int_pair("output_padding", output_padding, 0)
 
     def _output_padding(self, x, output_size):
         if output_size is None:
