@@ -51,7 +51,12 @@ def _convert(value, xp, dev, dtype):
             out = to_device(out, dev)
     else:
         like = xp.zeros(0) if dev is None else xp.zeros(0, device=dev)
-        out = from_numpy(to_numpy(value) if is_array_api_obj(value) else value, like)
+        host = to_numpy(value) if is_array_api_obj(value) else value
+        out = from_numpy(host, like)
+        shape = tuple(getattr(host, "shape", out.shape))
+        if tuple(out.shape) != shape:  # from_numpy's ascontiguousarray makes a 0-d array 1-d
+            out = xp.reshape(out, shape)
+        out = xp.asarray(out, copy=True)  # NumPy may share the source's memory (torch's .numpy())
     if dtype is not None and out.dtype != dtype:
         out = xp.astype(out, dtype)
     return out

@@ -95,7 +95,7 @@ class BatchNorm2d(Module):
             self.register_buffer("num_batches_tracked", None)
 
     def _update_running(self, xp, mean, var, count):
-        self.num_batches_tracked = self.num_batches_tracked + 1
+        self.num_batches_tracked = xp.asarray(self.num_batches_tracked + 1)  # 0-d array
         if self.momentum is None:  # cumulative moving average, on the device
             factor = 1.0 / xp.astype(self.num_batches_tracked, mean.dtype)
         else:
