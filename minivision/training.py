@@ -9,8 +9,9 @@ functions the caller writes:
   the batches the interrupted run would have seen, without replaying the earlier ones.
 * ``step_fn(batch, rng) -> loss`` runs forward, loss and backward (the model's parameters
   receive their ``.grad``) and returns the loss, a scalar array (or float). ``rng`` is the
-  run's persistent generator for the model's own randomness (dropout masks, sampled anchors);
-  its state is saved in every checkpoint.
+  run's persistent generator for randomness outside the model (sampled anchors, augmentation);
+  its state is saved in every checkpoint, and so is the state of every generator a module of
+  the model holds (``Dropout(rng=...)``), found by walking ``model.named_modules()``.
 
 The loop around them is the usual one: ``optimizer.zero_grad()``, ``step_fn``,
 ``optimizer.step()``, ``scheduler.step()``. Every ``checkpoint_every`` steps (and at the end)
@@ -86,6 +87,18 @@ def _state_arrays(model) -> dict:
     return out
 
 
+def _model_generators(model) -> dict:
+    """Every ``numpy.random.Generator`` held by a module of ``model``, by ``module.attribute``."""
+    modules = model.named_modules() if hasattr(model, "named_modules") else [("", model)]
+    found, seen = {}, set()
+    for prefix, module in modules:
+        for attr, value in vars(module).items():
+            if isinstance(value, np.random.Generator) and id(value) not in seen:
+                seen.add(id(value))
+                found[f"{prefix}.{attr}" if prefix else attr] = value
+    return found
+
+
 def _write_npz(f, arrays: dict) -> None:
     np.savez(f, **arrays)
 
@@ -133,6 +146,7 @@ def save_checkpoint(path, model, optimizer, *, step: int, seed: int, scheduler=N
         "optimizer": {"type": type(optimizer).__name__, "param_groups": groups, "counters": counters},
         "scheduler": None if scheduler is None else scheduler.state_dict(),
         "rng": None if rng is None else rng.bit_generator.state,
+        "model_generators": {k: g.bit_generator.state for k, g in _model_generators(model).items()},
         "evals": history.evals,
     }
     arrays["meta"] = np.asarray(json.dumps(meta))
@@ -143,8 +157,9 @@ def load_checkpoint(path, model, optimizer, *, scheduler=None, rng=None) -> tupl
     """Restore a :func:`save_checkpoint` file into ``model``, ``optimizer``, ``scheduler``, ``rng``.
 
     Arrays go back onto the backend and device of the model's current arrays (the one host ->
-    device copy of a resume). A checkpoint of another model or optimizer raises a
-    ``ValueError`` naming the entry that does not fit. Returns the metadata and the history.
+    device copy of a resume). A checkpoint of another model, optimizer or schedule raises a
+    ``ValueError`` naming what does not fit, before anything is changed. Returns the metadata
+    and the history.
     """
     with np.load(path, allow_pickle=False) as npz:
         files = {k: npz[k] for k in npz.files}
@@ -156,7 +171,6 @@ def load_checkpoint(path, model, optimizer, *, scheduler=None, rng=None) -> tupl
     if saved_names != set(current):
         missing, extra = sorted(set(current) - saved_names), sorted(saved_names - set(current))
         raise ValueError(f"{path} does not fit the model: missing {missing}, unexpected {extra}")
-    restored = {}
     for name, like in current.items():
         arr = files[f"model/{name}"]
         if tuple(arr.shape) != tuple(like.shape) or str(arr.dtype) != _dtype_name(like):
@@ -164,13 +178,18 @@ def load_checkpoint(path, model, optimizer, *, scheduler=None, rng=None) -> tupl
                 f"{path}: model entry {name!r} is {arr.dtype}{tuple(arr.shape)}, "
                 f"the model has {_dtype_name(like)}{tuple(like.shape)}"
             )
-        restored[name] = from_numpy(arr, like=like)
-    model.load_state_dict(restored)
-
     opt_meta = meta["optimizer"]
     if opt_meta["type"] != type(optimizer).__name__:
         raise ValueError(f"{path} holds a {opt_meta['type']} state, the optimizer is a "
                          f"{type(optimizer).__name__}")
+    if (scheduler is None) != (meta["scheduler"] is None):
+        raise ValueError(f"{path} was written {'with' if scheduler is None else 'without'} a "
+                         f"scheduler, and {'none' if scheduler is None else 'one'} was given")
+    generators = _model_generators(model)
+    if set(generators) != set(meta["model_generators"]):
+        raise ValueError(f"{path} holds the generators {sorted(meta['model_generators'])}, "
+                         f"the model has {sorted(generators)}")
+
     state: dict[int, dict] = {}
     for key, value in files.items():
         if key.startswith("optimizer/"):
@@ -179,10 +198,11 @@ def load_checkpoint(path, model, optimizer, *, scheduler=None, rng=None) -> tupl
     for i, counters in opt_meta["counters"].items():
         state.setdefault(int(i), {}).update(counters)
     optimizer.load_state_dict({"state": state, "param_groups": opt_meta["param_groups"]})
+    model.load_state_dict({k: from_numpy(files[f"model/{k}"], like=v) for k, v in current.items()})
     if scheduler is not None:
-        if meta["scheduler"] is None:
-            raise ValueError(f"{path} was written without a scheduler, one was given")
         scheduler.load_state_dict(meta["scheduler"])
+    for name, gen in generators.items():
+        gen.bit_generator.state = meta["model_generators"][name]
     if rng is not None and meta["rng"] is not None:
         rng.bit_generator.state = meta["rng"]
     history = History(losses=[float(x) for x in files["losses"]], evals=list(meta["evals"]))

@@ -126,6 +126,11 @@ def _run(be, out_dir, steps, *, init_seed=0, optimizer="adam", **kwargs):
     return model, opt, sched, history
 
 
+def _load(path, be):
+    model, opt, sched, _, _ = _setup(be)
+    return load_checkpoint(path, model, opt, scheduler=sched)
+
+
 def _eval_mse(model):
     x = np.random.default_rng(123).uniform(-2, 2, size=(256, 2))
     out = to_numpy(model(model.be.asarray(x)))
@@ -200,7 +205,7 @@ def test_interrupted_between_checkpoints_resumes_exactly(tmp_path, numpy_be):
     with pytest.raises(KeyboardInterrupt):
         train(model, opt, dying_step, batch_fn, 60, seed=7, out_dir=tmp_path / "cut",
               scheduler=sched, checkpoint_every=10, progress=False, plot=False)
-    meta, _ = load_checkpoint(tmp_path / "cut" / "checkpoint.npz", *_setup(numpy_be)[:2])
+    meta, _ = _load(tmp_path / "cut" / "checkpoint.npz", numpy_be)
     assert meta["step"] == 20
     model, _, _, resumed = _run(numpy_be, tmp_path / "cut", 60, init_seed=5)
     assert resumed.resumed_from == 20 and resumed.losses == full.losses
@@ -224,7 +229,7 @@ def test_checkpoint_write_is_atomic(tmp_path, numpy_be, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         _run(numpy_be, tmp_path, 30)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.npz", "history.json"]
-    meta, history = load_checkpoint(tmp_path / "checkpoint.npz", *_setup(numpy_be)[:2])
+    meta, history = _load(tmp_path / "checkpoint.npz", numpy_be)
     assert meta["step"] == 10 and len(history.losses) == 10
     monkeypatch.setattr(training, "_write_npz", real)
     model, _, _, resumed = _run(numpy_be, tmp_path, 30)
@@ -256,10 +261,15 @@ def test_bad_input_and_mismatched_checkpoints(tmp_path, numpy_be):
     with pytest.raises(ValueError, match="beyond steps=10"):
         _run(numpy_be, tmp_path / "run", 10)
     wide = MLP(numpy_be, hidden=16)
+    saved = tmp_path / "run" / "checkpoint.npz"
     with pytest.raises(ValueError, match="'fc1.weight'"):
-        load_checkpoint(tmp_path / "run" / "checkpoint.npz", wide, Adam(wide.parameters()))
+        load_checkpoint(saved, wide, Adam(wide.parameters()), scheduler=sched)
     with pytest.raises(ValueError, match="Adam state"):
-        load_checkpoint(tmp_path / "run" / "checkpoint.npz", model, SGD(model.parameters()))
+        load_checkpoint(saved, model, SGD(model.parameters()), scheduler=sched)
+    before = [p.data for p in model.parameters()]
+    with pytest.raises(ValueError, match="with a scheduler"):
+        load_checkpoint(saved, model, opt)
+    assert all(a is p.data for a, p in zip(before, model.parameters())), "changed on error"
     # a finished run called again does nothing and keeps its history
     _, _, _, again = _run(numpy_be, tmp_path / "run", 20)
     assert again.resumed_from == 20 and len(again.losses) == 20
@@ -277,3 +287,72 @@ def test_a_diverging_loss_stops_the_run(tmp_path, numpy_be):
     with pytest.raises(FloatingPointError, match="nan at step 4"):
         train(model, opt, step_nan_at_4, batch_fn, 20, seed=0, out_dir=tmp_path, log_every=5,
               progress=False, plot=False)
+
+
+# ----------------------------------------------------------------------------- with nn layers
+
+X0_CLASS = {0: 0, 1: 0, 3: 1, 5: 2, 6: 2}  # the square's left column -> its class
+
+
+def _squares(rng, n):
+    """(n, 1, 8, 8) float32 noisy images with one bright 2x2 square; label: where it is."""
+    x0 = rng.choice(list(X0_CLASS), size=n)
+    y0 = rng.integers(0, 7, size=n)
+    images = rng.normal(0.0, 0.3, size=(n, 1, 8, 8))
+    for i in range(n):
+        images[i, 0, y0[i]:y0[i] + 2, x0[i]:x0[i] + 2] += 2.0
+    labels = np.array([X0_CLASS[int(v)] for v in x0], dtype=np.int64)
+    return images.astype(np.float32), labels
+
+
+def _cnn_setup(init_seed=0):
+    from minivision import cross_entropy, cross_entropy_backward, nn
+
+    model = nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1, rng=init_seed), nn.BatchNorm2d(4), nn.ReLU(),
+        nn.MaxPool2d(2), nn.Flatten(), nn.Dropout(0.2, rng=init_seed + 1), nn.Linear(64, 3, rng=init_seed),
+    )
+    opt = SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
+    sched = lr_scheduler.StepLR(opt, step_size=40, gamma=0.5)
+
+    def batch_fn(step, rng):
+        return _squares(rng, 32)
+
+    def step_fn(batch, rng):
+        images, labels = batch
+        logits = model(images)
+        model.backward(cross_entropy_backward(logits, labels))
+        return cross_entropy(logits, labels)
+
+    return model, opt, sched, step_fn, batch_fn
+
+
+def _cnn_run(out_dir, steps, init_seed=0):
+    model, opt, sched, step_fn, batch_fn = _cnn_setup(init_seed)
+    history = train(model, opt, step_fn, batch_fn, steps, seed=3, out_dir=out_dir,
+                    scheduler=sched, checkpoint_every=20, progress=False, plot=False)
+    return model, history
+
+
+def test_a_small_cnn_from_nn_layers_learns(tmp_path):
+    model, history = _cnn_run(tmp_path, 120)
+    first, last = np.mean(history.losses[:10]), np.mean(history.losses[-20:])
+    assert last < 0.25 * first, f"loss fell only from {first:.3f} to {last:.3f}"
+    images, labels = _squares(np.random.default_rng(2024), 400)
+    model.eval()
+    accuracy = np.mean(np.argmax(model(images), axis=1) == labels)
+    assert accuracy >= 0.95, f"held-out accuracy {accuracy:.3f}"
+
+
+def test_a_cnn_with_batchnorm_and_dropout_resumes_bit_identically(tmp_path):
+    """BatchNorm's running statistics and Dropout's own generator come back too."""
+    full, full_history = _cnn_run(tmp_path / "full", 60)
+    _cnn_run(tmp_path / "split", 30)
+    resumed, history = _cnn_run(tmp_path / "split", 60, init_seed=11)
+    assert history.resumed_from == 30 and history.losses == full_history.losses
+    full_state = full.state_dict()
+    for name, value in resumed.state_dict().items():
+        assert np.array_equal(value, full_state[name]), f"{name} differs after resuming"
+    assert {"1.running_mean", "1.num_batches_tracked"} <= set(full_state)
+    r = resumed[5].rng.bit_generator.state
+    assert r == full[5].rng.bit_generator.state, "Dropout's generator was not restored"
