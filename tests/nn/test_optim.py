@@ -318,3 +318,45 @@ def test_load_state_dict_mismatch_names_the_entry():
         Adam(ps).load_state_dict(bad)
     with pytest.raises(ValueError, match="state"):
         Adam(ps).load_state_dict({"param_groups": saved["param_groups"]})
+
+
+@pytest.mark.parametrize("ours, ref, kwargs", [
+    (SGD, torch.optim.SGD, dict(lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-3)),
+    (AdamW, torch.optim.AdamW, dict(lr=0.01)),
+])
+def test_nn_layers_train_like_torch(ours, ref, kwargs):
+    """minivision.nn layers + our optimizer == torch.nn layers + torch.optim, 20 steps, float64."""
+    from minivision import nn
+
+    rng = np.random.default_rng(6)
+    model = nn.Sequential(nn.Linear(5, 16, rng=1, dtype="float64"), nn.ReLU(),
+                          nn.Linear(16, 3, rng=2, dtype="float64"))
+    twin = torch.nn.Sequential(torch.nn.Linear(5, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3)).double()
+    twin.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in model.state_dict().items()})
+    opt, ref_opt = ours(model.parameters(), **kwargs), ref(twin.parameters(), foreach=False, **kwargs)
+    for _ in range(STEPS):
+        x, y = rng.standard_normal((8, 5)), rng.standard_normal((8, 3))
+        opt.zero_grad()
+        out = model(x)
+        model.backward(2 * (out - y) / out.size)
+        opt.step()
+        ref_opt.zero_grad()
+        torch.mean((twin(torch.from_numpy(x)) - torch.from_numpy(y)) ** 2).backward()
+        ref_opt.step()
+    ref_state = twin.state_dict()
+    for name, value in model.state_dict().items():
+        diff = np.max(np.abs(value - ref_state[name].numpy()))
+        assert diff <= 1e-12, f"{name} differs from torch by {diff:.3g}"
+
+
+@pytest.mark.parametrize("cls", [SGD, Adam])
+def test_a_gradient_of_the_wrong_shape_or_dtype_is_named_before_any_update(cls):
+    a, b = Param(np.ones(3)), Param(np.ones(3))
+    opt = cls([{"params": [a]}, {"params": [b]}], lr=0.1)
+    a.grad, b.grad = np.ones(3), np.ones((1, 3))
+    with pytest.raises(ValueError, match=r"param_groups\[1\]\['params'\]\[0\]\.grad has shape \(1, 3\)"):
+        opt.step()
+    assert np.array_equal(a.data, np.ones(3)) and not opt.state, "updated before the check"
+    b.grad = np.ones(3, dtype=np.float32)
+    with pytest.raises(TypeError, match="float32"):
+        opt.step()
