@@ -39,6 +39,22 @@ def _check_number(name: str, value, *, low=0.0, high=None, high_open=True):
         raise ValueError(f"{name} must be >= {low}{bound}, got {value}")
 
 
+def _floats(group: dict, *keys) -> list[float]:
+    """Hyper-parameters as Python floats, whoever set them last (a scheduler, a user).
+
+    A NumPy scalar would promote float32 parameters to float64 (NEP 50), and a device array
+    would make every step wait for the device, so both are turned away or into floats here.
+    """
+    values = []
+    for key in keys:
+        value = group[key]
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise TypeError(f"the hyper-parameter {key!r} must be a Python number, got "
+                            f"{type(value).__name__}")
+        values.append(float(value))
+    return values
+
+
 class Optimizer:
     """Base class: parameter groups, ``zero_grad``, ``state_dict`` and ``load_state_dict``.
 
@@ -267,8 +283,9 @@ class SGD(Optimizer):
     def step(self) -> None:
         """One update of every parameter whose ``.grad`` is not None."""
         for group, params in self._groups_with_grads():
-            lr, momentum, dampening = group["lr"], group["momentum"], group["dampening"]
-            weight_decay, nesterov = group["weight_decay"], group["nesterov"]
+            lr, momentum, dampening, weight_decay = _floats(
+                group, "lr", "momentum", "dampening", "weight_decay")
+            nesterov = group["nesterov"]
             for p in params:
                 grad = -p.grad if group["maximize"] else p.grad
                 if weight_decay != 0:
@@ -362,8 +379,9 @@ class Adam(Optimizer):
     def step(self) -> None:
         """One update of every parameter whose ``.grad`` is not None."""
         for group, params in self._groups_with_grads():
-            lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
-            weight_decay, amsgrad = group["weight_decay"], group["amsgrad"]
+            lr, eps, weight_decay = _floats(group, "lr", "eps", "weight_decay")
+            beta1, beta2 = _floats(dict(enumerate(group["betas"])), 0, 1)
+            amsgrad = group["amsgrad"]
             for p in params:
                 xp = array_namespace(p.data)
                 state = self._state(p)

@@ -360,3 +360,17 @@ def test_a_gradient_of_the_wrong_shape_or_dtype_is_named_before_any_update(cls):
     b.grad = np.ones(3, dtype=np.float32)
     with pytest.raises(TypeError, match="float32"):
         opt.step()
+
+
+def test_numpy_scalar_hyper_parameters_keep_float32():
+    """NEP 50: float32 array * np.float64 is float64; the step must not promote the parameter."""
+    p, q = Param(np.ones(3, dtype=np.float32)), Param(np.ones(3, dtype=np.float32))
+    sgd, adam = SGD([p], lr=np.float64(0.1), momentum=0.9), Adam([q], lr=np.float64(0.1))
+    for _ in range(2):
+        p.grad, q.grad = np.ones(3, dtype=np.float32), np.ones(3, dtype=np.float32)
+        sgd.step()
+        adam.step()
+    assert p.data.dtype == np.float32 and q.data.dtype == np.float32
+    sgd.param_groups[0]["lr"] = np.ones(())  # an array: would sync on a device
+    with pytest.raises(TypeError, match="'lr'"):
+        sgd.step()
