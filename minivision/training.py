@@ -25,6 +25,22 @@ parameters bit-identical to an uninterrupted run of 1000 steps. (Steps after the
 checkpoint are recomputed, identically; a run is never checkpointed mid-step, because a
 forward pass may already have changed buffers such as BatchNorm's running statistics.)
 
+A model plugs in like this (``minivision.nn`` layers and losses)::
+
+    model = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1, rng=0), nn.ReLU(), ...)
+    optimizer = Adam(model.parameters(), lr=1e-3)
+
+    def batch_fn(step, rng):
+        return make_batch(rng, batch_size=32)        # images (N, 3, H, W), labels (N,)
+
+    def step_fn(batch, rng):
+        images, labels = batch
+        logits = model(images)
+        model.backward(cross_entropy_backward(logits, labels))
+        return cross_entropy(logits, labels)
+
+    history = train(model, optimizer, step_fn, batch_fn, 1000, seed=0, out_dir="runs/cnn")
+
 The loop reads the loss back to the host only every ``log_every`` steps (one copy of the
 stacked losses), so on a GPU the steps in between never wait for the device. This module is a
 host island (DESIGN.md §2): NumPy for checkpoint files and the loss log, never inside a step.
@@ -124,7 +140,8 @@ def save_checkpoint(path, model, optimizer, *, step: int, seed: int, scheduler=N
     Keys: ``model/<name>`` (each entry of ``model.state_dict()``, torch's names),
     ``optimizer/<index>/<buffer>`` (the optimizer's per-parameter arrays), ``losses`` and
     ``meta``, a JSON string with the step, the seed, the optimizer's parameter groups and
-    counters, the scheduler's ``state_dict()`` and the generator's ``bit_generator.state``.
+    counters, the scheduler's ``state_dict()``, and the ``bit_generator.state`` of ``rng`` and
+    of every generator the model's modules hold (``Dropout(rng=...)``).
     No pickles: ``numpy.load(path)`` reads it with ``allow_pickle=False``.
     """
     arrays = {f"model/{k}": to_numpy(v) for k, v in _state_arrays(model).items()}
@@ -359,11 +376,13 @@ def train(model, optimizer, step_fn, batch_fn, steps: int, *, seed: int, out_dir
 
     history = History(out_dir=out_dir)
     if resume and path.exists():
+        with np.load(path, allow_pickle=False) as npz:  # check before restoring anything
+            saved = json.loads(str(npz["meta"]))
+        if saved["seed"] != seed:
+            raise ValueError(f"{path} was written with seed {saved['seed']}, got seed={seed}")
+        if saved["step"] > steps:
+            raise ValueError(f"{path} is at step {saved['step']}, beyond steps={steps}")
         meta, history = load_checkpoint(path, model, optimizer, scheduler=scheduler, rng=rng)
-        if meta["seed"] != seed:
-            raise ValueError(f"{path} was written with seed {meta['seed']}, got seed={seed}")
-        if meta["step"] > steps:
-            raise ValueError(f"{path} is at step {meta['step']}, beyond steps={steps}")
         history.out_dir, history.resumed_from = out_dir, meta["step"]
     start = history.step
     bar = _Progress(stream, steps, start) if progress else None
