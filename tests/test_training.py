@@ -170,8 +170,12 @@ def test_loss_falls_and_files_are_written(tmp_path, numpy_be):
 
 
 @pytest.mark.parametrize("optimizer", ["adam", "sgd"])
-def test_resume_is_bit_identical(be, tmp_path, optimizer):
-    """2k steps in one go == k steps, stop, rebuild everything (other init), resume to 2k."""
+def test_resume_is_bit_identical(be, no_sync, tmp_path, optimizer):
+    """2k steps in one go == k steps, stop, rebuild everything (other init), resume to 2k.
+
+    Under ``no_sync``: the loop reads the device only through its explicit copies (the logged
+    losses, the checkpoint), never by an implicit ``float()`` of a device array.
+    """
     k = 30
     full_model, full_opt, full_sched, full = _run(be, tmp_path / "full", 2 * k, optimizer=optimizer)
     _run(be, tmp_path / "split", k, optimizer=optimizer)
