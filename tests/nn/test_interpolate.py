@@ -80,7 +80,6 @@ def test_interpolate_matches_torch(be, shape, kw):
 def test_interpolate_hypothesis(h, w, out_h, out_w, mode, use_scale, scale):
     """float64 NumPy against torch on drawn sizes and scale factors."""
     import array_api_compat.numpy as npx
-
     from conftest import Backend
 
     be = Backend("numpy", npx, "cpu", npx.float64)
