@@ -13,12 +13,16 @@ Where each output index ``d`` reads (torch 2.14.1's rules, which these functions
 is not True), else ``in_size / out_size``.
 
 * ``nearest``: source ``min(floor(d * scale), in_size - 1)``, computed in float32 as torch's
-  ``nearest_idx`` (so e.g. ``in = 3, out = 7`` reads ``0 0 0 1 1 2 2``).
+  ``nearest_idx`` (so e.g. ``in = 3, out = 7`` reads ``0 0 0 1 1 2 2``); like torch, an output
+  of exactly the input size copies it and one of twice the size reads ``d // 2``, whatever
+  ``scale_factor`` says (``2 -> 4`` with ``scale_factor=2.25`` reads ``0 0 1 1``).
 * ``bilinear``, ``align_corners=True``: source ``d * (in - 1) / (out - 1)`` (0 if ``out = 1``):
   the corner pixels' *centres* line up.
 * ``bilinear``, ``align_corners=False`` (default): source ``(d + 0.5) * scale - 0.5``, clamped at
   0: the corner pixels' *edges* line up (half-pixel centres). The source ``s`` is split into
   ``i0 = floor(s)``, ``i1 = min(i0 + 1, in - 1)`` and weights ``1 - (s - i0)``, ``s - i0``.
+  An axis whose size does not change is copied (torch's shortcut: ``scale_factor=1.25`` on
+  ``H = 3`` gives ``floor(3.75) = 3`` rows, the input's own).
 
 Input ``(N, C, H, W)``. **Device-pure**: the index and weight vectors are built from shapes
 with ``arange``, never read back.
@@ -72,19 +76,23 @@ def _sizes(x, size, scale_factor, recompute_scale_factor):
 
 
 def _nearest_axis(xp, dev, n_in, n_out, factor):
-    if n_out == n_in:
-        return _Axis(xp.arange(n_out, dtype=xp.int64, device=dev), None, None)
+    d_int = xp.arange(n_out, dtype=xp.int64, device=dev)
+    if n_out == n_in:  # torch's shortcuts, whatever the scale_factor says
+        return _Axis(d_int, None, None)
+    if n_out == 2 * n_in:
+        return _Axis(d_int // 2, None, None)
     f32 = xp.float32
     if factor is not None:  # torch: (float)(1.0 / scale_factor)
         scale = xp.asarray(1.0 / factor, dtype=f32, device=dev)
     else:  # torch: (float)input_size / output_size, a float32 division
         scale = xp.asarray(n_in, dtype=f32, device=dev) / xp.asarray(n_out, dtype=f32, device=dev)
-    d = xp.astype(xp.arange(n_out, dtype=xp.int64, device=dev), f32)
-    src = xp.astype(xp.floor(d * scale), xp.int64)
+    src = xp.astype(xp.floor(xp.astype(d_int, f32) * scale), xp.int64)
     return _Axis(xp.clip(src, max=n_in - 1), None, None)
 
 
 def _linear_axis(xp, dev, dtype, n_in, n_out, factor, align_corners):
+    if n_out == n_in:  # torch copies an axis that keeps its size, whatever scale_factor says
+        return _Axis(xp.arange(n_out, dtype=xp.int64, device=dev), None, None)
     d = xp.astype(xp.arange(n_out, dtype=xp.int64, device=dev), dtype)
     if align_corners:
         scale = (n_in - 1) / (n_out - 1) if n_out > 1 else 0.0

@@ -7,7 +7,8 @@ of the original size with each pooled value written back at its index (Badrinara
 an upsampling). Its gradient with respect to the values is the gather at the same indices.
 
 Two indices of one plane may coincide (overlapping pooling windows won by the same cell); the
-value written last in row-major order wins, as torch's CPU loop. Indices outside the plane are
+value written last in row-major order wins, as torch's CPU loop on one thread (with several
+threads torch splits a plane between them and the writes race). Indices outside the plane are
 dropped (torch raises on them; checking values would need a host sync). **Device-pure.**
 """
 
