@@ -17,7 +17,8 @@ float round-off (torch fuses some multiply-adds, which we cannot, hence "round-o
 Device-pure: hyper-parameters are Python floats and step counters Python ints, so a step reads
 no array value back to the host. A step never writes into an existing array: it computes new
 arrays and assigns them (``p.data = ...``, ``state["exp_avg"] = ...``), which works on every
-backend (some arrays are immutable) and keeps arrays the caller still holds unchanged.
+backend and keeps arrays the caller still holds (or a saved ``state_dict()``) unchanged; its
+in-place ``+=`` only touch temporaries it has just made (see :func:`_plus`).
 """
 
 from __future__ import annotations
@@ -30,13 +31,12 @@ from .._backend import array_namespace, device, from_numpy, to_numpy
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW"]
 
 
-def _check_number(name: str, value, *, low=0.0, high=None, high_open=True):
-    """A Python real number in ``[low, high)`` (or ``[low, high]``), else TypeError/ValueError."""
+def _check_number(name: str, value, *, low=0.0, high=None):
+    """A Python real number in ``[low, high)``, else TypeError/ValueError naming it."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a Python number, got {type(value).__name__}")
-    if not value >= low or (high is not None and not (value < high if high_open else value <= high)):
-        bound = "" if high is None else f" and {'<' if high_open else '<='} {high}"
-        raise ValueError(f"{name} must be >= {low}{bound}, got {value}")
+    if not value >= low or (high is not None and not value < high):
+        raise ValueError(f"{name} must be >= {low}{'' if high is None else f' and < {high}'}, got {value}")
 
 
 def _floats(group: dict, *keys) -> list[float]:
@@ -81,10 +81,8 @@ class Optimizer:
         self.param_groups: list[dict] = []
         self.state: dict[int, dict] = {}
         if hasattr(params, "data") and hasattr(params, "grad"):
-            raise TypeError(
-                "params must be an iterable of parameters or of dicts, got one parameter "
-                "(wrap it in a list)"
-            )
+            raise TypeError("params must be an iterable of parameters or of dicts, got one "
+                            "parameter (wrap it in a list)")
         groups = list(params)
         if not groups:
             raise ValueError("params is empty: the optimizer got an empty parameter list")
@@ -106,9 +104,8 @@ class Optimizer:
         params = [params] if hasattr(params, "data") else list(params)
         for i, p in enumerate(params):
             if not (hasattr(p, "data") and hasattr(p, "grad")):
-                raise TypeError(
-                    f"params[{i}] must be a parameter (with .data and .grad), got {type(p).__name__}"
-                )
+                raise TypeError(f"params[{i}] must be a parameter (with .data and .grad), "
+                                f"got {type(p).__name__}")
         group = {**self.defaults, **param_group, "params": params}
         self._check_group(group)
         seen = {id(p) for g in self.param_groups for p in g["params"]}
@@ -164,17 +161,13 @@ class Optimizer:
                 raise ValueError(f'state_dict must have a "{key}" entry')
         saved_groups = state_dict["param_groups"]
         if len(saved_groups) != len(self.param_groups):
-            raise ValueError(
-                f"state_dict has {len(saved_groups)} parameter groups, "
-                f"the optimizer has {len(self.param_groups)}"
-            )
+            raise ValueError(f"state_dict has {len(saved_groups)} parameter groups, "
+                             f"the optimizer has {len(self.param_groups)}")
         by_index = {}
         for g, (saved, group) in enumerate(zip(saved_groups, self.param_groups)):
             if len(saved["params"]) != len(group["params"]):
-                raise ValueError(
-                    f"state_dict param_groups[{g}] has {len(saved['params'])} parameters, "
-                    f"the optimizer's group {g} has {len(group['params'])}"
-                )
+                raise ValueError(f"state_dict param_groups[{g}] has {len(saved['params'])} "
+                                 f"parameters, the optimizer's group {g} has {len(group['params'])}")
             by_index.update(zip(saved["params"], group["params"]))
         new_state = {}
         for i, buffers in state_dict["state"].items():
@@ -185,14 +178,12 @@ class Optimizer:
                 k: int(v) if k == "step" else _like_param(v, p.data, f"state[{i}][{k!r}]")
                 for k, v in buffers.items()
             }
-        new_groups = []
-        for saved, group in zip(saved_groups, self.param_groups):
-            restored = {k: copy.deepcopy(v) for k, v in saved.items() if k != "params"}
-            new_groups.append({**restored, "params": group["params"]})
-        self.state, self.param_groups = new_state, new_groups
-
-    def _state(self, p) -> dict:
-        return self.state.setdefault(id(p), {})
+        self.param_groups = [
+            {**{k: copy.deepcopy(v) for k, v in saved.items() if k != "params"},
+             "params": group["params"]}
+            for saved, group in zip(saved_groups, self.param_groups)
+        ]
+        self.state = new_state
 
     def _groups_with_grads(self) -> list[tuple[dict, list]]:
         """Each group with its parameters that have a gradient, all checked before any update.
@@ -222,7 +213,8 @@ def _like_param(value, data, what: str):
     if not hasattr(value, "shape"):
         raise TypeError(f"state_dict {what} must be an array, got {type(value).__name__}")
     if tuple(value.shape) != tuple(data.shape):
-        raise ValueError(f"state_dict {what} has shape {tuple(value.shape)}, the parameter {tuple(data.shape)}")
+        raise ValueError(f"state_dict {what} has shape {tuple(value.shape)}, "
+                         f"the parameter {tuple(data.shape)}")
     xp = array_namespace(data)
     try:
         same = array_namespace(value, data) is xp and str(device(value)) == str(device(data))
@@ -245,8 +237,9 @@ class SGD(Optimizer):
         g <- g + momentum * b         if nesterov, else g <- b
         p <- p - lr * g
 
-    This is torch's form of heavy-ball momentum (Sutskever et al. 2013), where the learning rate
-    multiplies the whole buffer; with ``momentum=0`` it is plain SGD and keeps no state.
+    This is Polyak's heavy-ball momentum in torch's form, where the learning rate multiplies the
+    whole buffer (Sutskever et al. 2013 put it inside; the two agree while lr is constant);
+    with ``momentum=0`` it is plain SGD and keeps no state.
 
     Parameters
     ----------
@@ -275,10 +268,8 @@ class SGD(Optimizer):
         _check_number("dampening", group["dampening"], low=-float("inf"))
         _check_number("weight_decay", group["weight_decay"])
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
-            raise ValueError(
-                "nesterov=True needs momentum > 0 and dampening == 0, got "
-                f"momentum={group['momentum']}, dampening={group['dampening']}"
-            )
+            raise ValueError("nesterov=True needs momentum > 0 and dampening == 0, got "
+                             f"momentum={group['momentum']}, dampening={group['dampening']}")
 
     def step(self) -> None:
         """One update of every parameter whose ``.grad`` is not None."""
@@ -291,7 +282,7 @@ class SGD(Optimizer):
                 if weight_decay != 0:
                     grad = _plus(p.data * weight_decay, grad)  # grad + weight_decay * p
                 if momentum != 0:
-                    state = self._state(p)
+                    state = self.state.setdefault(id(p), {})
                     buf = state.get("momentum_buffer")
                     if buf is None:
                         # a copy: the caller may later write into its gradient array
@@ -384,7 +375,7 @@ class Adam(Optimizer):
             amsgrad = group["amsgrad"]
             for p in params:
                 xp = array_namespace(p.data)
-                state = self._state(p)
+                state = self.state.setdefault(id(p), {})
                 if not state:
                     state["step"] = 0
                     state["exp_avg"] = xp.zeros_like(p.data)
