@@ -412,7 +412,10 @@ def train(model, optimizer, step_fn, batch_fn, steps: int, *, seed: int, out_dir
     for step in range(start, steps):
         batch = batch_fn(step, batch_rng(seed, step))
         optimizer.zero_grad()
-        pending.append(step_fn(batch, rng))
+        loss = step_fn(batch, rng)
+        if tuple(getattr(loss, "shape", ())) not in ((), (1,)):
+            raise ValueError(f"step_fn must return a scalar loss, got shape {tuple(loss.shape)}")
+        pending.append(loss)
         optimizer.step()
         if scheduler is not None:
             scheduler.step()

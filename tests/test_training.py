@@ -256,6 +256,9 @@ def test_bad_input_and_mismatched_checkpoints(tmp_path, numpy_be):
         args = {"steps": 5, "seed": 0, **kwargs}
         with pytest.raises(ValueError, match=name):
             train(model, opt, step_fn, batch_fn, args.pop("steps"), out_dir=tmp_path, **args)
+    with pytest.raises(ValueError, match="scalar loss"):
+        train(model, opt, lambda b, r: np.zeros(3), batch_fn, 5, seed=0, out_dir=tmp_path / "s",
+              progress=False, plot=False)
     with pytest.raises(TypeError, match="batch_fn"):
         train(model, opt, step_fn, None, 5, seed=0, out_dir=tmp_path)
     _run(numpy_be, tmp_path / "run", 20)
