@@ -1,0 +1,11 @@
+"""Data to learn from: synthetic scenes, YOLO folders, COCO JSON, batching and flips.
+
+Host code (DESIGN.md §2): datasets produce NumPy arrays on the host; a training loop moves each
+batch to its backend. Item dicts share one layout everywhere (see :class:`Shapes`): ``image``
+(H, W, 3) uint8, ``boxes`` (N, 4) float32 xyxy in continuous pixels, ``labels`` (N,) int64 in
+1..K, ``masks`` (N, H, W) bool, ``semantic`` (H, W) int64 (0 = background) and ``image_id``.
+"""
+
+from .shapes import SHAPE_KINDS, Shapes
+
+__all__ = ["Shapes", "SHAPE_KINDS"]

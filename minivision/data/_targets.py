@@ -1,0 +1,113 @@
+"""Helpers shared by the datasets: boxes, semantic maps and polygons from instance masks.
+
+Host code (DESIGN.md §2): the datasets produce NumPy arrays, so these helpers are NumPy.
+Conventions are DESIGN.md §3's: a box is ``(x1, y1, x2, y2)`` in continuous pixel coordinates
+(pixel ``(r, c)`` covers ``[c, c+1) x [r, r+1)``), so a mask's tight box ends one past its last
+column and row, as ``pycocotools.mask.toBbox`` reports it.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+from skimage.draw import polygon as _skimage_polygon
+
+__all__ = [
+    "boxes_from_masks",
+    "check_count",
+    "check_item",
+    "rasterise_polygon",
+    "semantic_from_masks",
+]
+
+
+def boxes_from_masks(masks: np.ndarray) -> np.ndarray:
+    """(N, H, W) masks -> (N, 4) float32 tight xyxy boxes, x2/y2 one past the last pixel.
+
+    ``minivision.masks_to_boxes`` (torchvision's convention) gives the last column and row
+    themselves; the continuous box adds one to both. An empty mask gives ``(0, 0, 0, 0)``.
+    """
+    masks = np.asarray(masks, dtype=bool)
+    n, h, w = masks.shape
+    rows, cols = masks.any(axis=2), masks.any(axis=1)  # (N, H), (N, W): line holds a pixel
+    boxes = np.stack(
+        [
+            cols.argmax(axis=1),  # the first maximum: the first occupied column
+            rows.argmax(axis=1),
+            w - cols[:, ::-1].argmax(axis=1),  # one past the last occupied column
+            h - rows[:, ::-1].argmax(axis=1),
+        ],
+        axis=1,
+    ).astype(np.float32)  # (N, 4)
+    boxes[~rows.any(axis=1)] = 0.0
+    return boxes
+
+
+def semantic_from_masks(masks: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """(N, H, W) bool masks and (N,) labels -> (H, W) int64 class map, 0 = background.
+
+    Where masks overlap (real annotations; Shapes' masks never do) the *smallest* mask wins,
+    since a small object that overlaps a large one is usually in front of it; equal areas go to
+    the later mask.
+    """
+    masks = np.asarray(masks, dtype=bool)
+    n, h, w = masks.shape
+    semantic = np.zeros((h, w), dtype=np.int64)
+    areas = masks.reshape(n, -1).sum(axis=1)
+    for k in np.argsort(-areas, kind="stable"):  # largest first: later paints cover it
+        semantic[masks[k]] = labels[k]
+    return semantic
+
+
+def rasterise_polygon(xy: np.ndarray, height: int, width: int) -> np.ndarray:
+    """(K, 2) polygon vertices ``(x, y)`` in continuous pixel coordinates -> (H, W) bool mask.
+
+    A pixel belongs to the polygon when its *centre* ``(c + 0.5, r + 0.5)`` lies inside
+    (even-odd rule, so the zero-width bridges of YOLO's merged multi-part polygons add
+    nothing). ``skimage.draw.polygon`` tests integer pixel coordinates, hence the half-pixel
+    shift. COCO's own rasteriser (``pycocotools`` ``frPoly``) traces the boundary at 5x
+    resolution instead and can differ on pixels the outline cuts.
+    """
+    xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
+    mask = np.zeros((height, width), dtype=bool)
+    if len(xy) < 3:
+        return mask
+    rr, cc = _skimage_polygon(xy[:, 1] - 0.5, xy[:, 0] - 0.5, shape=(height, width))
+    mask[rr, cc] = True
+    return mask
+
+
+def check_count(name: str, value, *, minimum: int) -> int:
+    """An integer (not a bool) >= ``minimum``, or a TypeError/ValueError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def check_item(item, name: str = "item") -> tuple[int, int]:
+    """Check an item dict's ``image`` (H, W, 3) uint8 and the targets' shapes; return (H, W)."""
+    if not isinstance(item, dict):
+        raise TypeError(f"{name} must be a dict with 'image', 'boxes', ..., got {type(item).__name__}")
+    image = item.get("image")
+    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3:
+        shape = getattr(image, "shape", None)
+        raise ValueError(f"{name}['image'] must be an (H, W, 3) array, got shape {shape}")
+    if image.dtype != np.uint8:
+        raise TypeError(f"{name}['image'] must be uint8, got {image.dtype}")
+    h, w = image.shape[:2]
+    n = None
+    for key, tail in (("boxes", (4,)), ("labels", ()), ("masks", (h, w))):
+        if key in item:
+            shape = np.shape(item[key])
+            if len(shape) != 1 + len(tail) or tuple(shape[1:]) != tail or (n is not None and shape[0] != n):
+                want = ", ".join(["N", *map(str, tail)])
+                raise ValueError(f"{name}['{key}'] must have shape ({want}), got {shape}")
+            n = shape[0]
+    if "semantic" in item and np.shape(item["semantic"]) != (h, w):
+        raise ValueError(
+            f"{name}['semantic'] must have shape ({h}, {w}), got {np.shape(item['semantic'])}"
+        )
+    return h, w
