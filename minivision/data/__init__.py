@@ -7,5 +7,6 @@ batch to its backend. Item dicts share one layout everywhere (see :class:`Shapes
 """
 
 from .shapes import SHAPE_KINDS, Shapes
+from .yolo import YoloFolder, read_names
 
-__all__ = ["Shapes", "SHAPE_KINDS"]
+__all__ = ["Shapes", "SHAPE_KINDS", "YoloFolder", "read_names"]

@@ -8,10 +8,10 @@ column and row, as ``pycocotools.mask.toBbox`` reports it.
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
-from skimage.draw import polygon as _skimage_polygon
 
 __all__ = [
     "boxes_from_masks",
@@ -54,27 +54,42 @@ def semantic_from_masks(masks: np.ndarray, labels: np.ndarray) -> np.ndarray:
     masks = np.asarray(masks, dtype=bool)
     n, h, w = masks.shape
     semantic = np.zeros((h, w), dtype=np.int64)
-    areas = masks.reshape(n, -1).sum(axis=1)
+    areas = masks.reshape(n, h * w).sum(axis=1)
     for k in np.argsort(-areas, kind="stable"):  # largest first: later paints cover it
         semantic[masks[k]] = labels[k]
     return semantic
 
 
 def rasterise_polygon(xy: np.ndarray, height: int, width: int) -> np.ndarray:
-    """(K, 2) polygon vertices ``(x, y)`` in continuous pixel coordinates -> (H, W) bool mask.
+    """(P, 2) polygon vertices ``(x, y)`` in continuous pixel coordinates -> (H, W) bool mask.
 
-    A pixel belongs to the polygon when its *centre* ``(c + 0.5, r + 0.5)`` lies inside
-    (even-odd rule, so the zero-width bridges of YOLO's merged multi-part polygons add
-    nothing). ``skimage.draw.polygon`` tests integer pixel coordinates, hence the half-pixel
-    shift. COCO's own rasteriser (``pycocotools`` ``frPoly``) traces the boundary at 5x
-    resolution instead and can differ on pixels the outline cuts.
+    A pixel belongs to the polygon when its *centre* ``(c + 0.5, r + 0.5)`` lies inside, by
+    the even-odd rule (so the zero-width bridges of YOLO's merged multi-part polygons add
+    nothing). Scan-line fill: each row's centre line crosses some edges (an edge owns the
+    half-open span ``[y_min, y_max)`` of its rows, so a vertex is counted once); every crossing
+    toggles the pixels whose centres lie to its right, and a running parity of toggles along
+    the row is the mask. COCO's own rasteriser (``pycocotools`` ``frPoly``) traces the
+    boundary at 5x resolution instead and can differ on pixels the outline cuts.
     """
     xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
     mask = np.zeros((height, width), dtype=bool)
     if len(xy) < 3:
         return mask
-    rr, cc = _skimage_polygon(xy[:, 1] - 0.5, xy[:, 0] - 0.5, shape=(height, width))
-    mask[rr, cc] = True
+    x0, y0 = xy[:, 0], xy[:, 1]  # (E,) edge k runs from vertex k to vertex k + 1
+    x1, y1 = np.roll(x0, -1), np.roll(y0, -1)
+    r_lo = max(0, math.ceil(y0.min() - 0.5))  # rows whose centre line meets the polygon
+    r_hi = min(height, math.ceil(y0.max() - 0.5))
+    if r_lo >= r_hi:
+        return mask
+    yc = np.arange(r_lo, r_hi) + 0.5  # (R,) centre lines
+    crosses = (yc[:, None] >= np.minimum(y0, y1)) & (yc[:, None] < np.maximum(y0, y1))  # (R, E)
+    rows, edges = np.nonzero(crosses)
+    t = (yc[rows] - y0[edges]) / (y1[edges] - y0[edges])
+    x = x0[edges] + t * (x1[edges] - x0[edges])  # where the centre line crosses the edge
+    first = np.clip(np.floor(x - 0.5).astype(np.int64) + 1, 0, width)  # first c with c + 0.5 > x
+    toggles = np.bincount(rows * (width + 1) + first, minlength=len(yc) * (width + 1))
+    inside = np.cumsum(toggles.reshape(len(yc), width + 1), axis=1) % 2 == 1  # (R, W + 1)
+    mask[r_lo:r_hi] = inside[:, :width]
     return mask
 
 

@@ -21,9 +21,8 @@ import numbers
 from collections.abc import Sequence
 
 import numpy as np
-from skimage.draw import polygon as _skimage_polygon
 
-from ._targets import boxes_from_masks, check_count
+from ._targets import boxes_from_masks, check_count, rasterise_polygon
 
 __all__ = ["Shapes", "SHAPE_KINDS"]
 
@@ -263,13 +262,8 @@ def _rasterise(kind: str, bh: int, bw: int) -> np.ndarray:
         xc = (np.arange(bw) + 0.5) / bw * 2.0 - 1.0
         mask = yc[:, None] ** 2 + xc[None, :] ** 2 < 1.0
     else:
-        outline = np.asarray(_POLYGONS[kind])  # (V, 2) unit (x, y)
-        mask = np.zeros((bh, bw), dtype=bool)
-        # skimage tests integer pixel coordinates: shift the continuous outline by half a pixel
-        rr, cc = _skimage_polygon(
-            outline[:, 1] * bh - 0.5, outline[:, 0] * bw - 0.5, shape=(bh, bw)
-        )
-        mask[rr, cc] = True
+        outline = np.asarray(_POLYGONS[kind]) * (bw, bh)  # (V, 2) x, y in the box
+        mask = rasterise_polygon(outline, bh, bw)
     mask.flags.writeable = False
     return mask
 
