@@ -6,7 +6,8 @@ batch to its backend. Item dicts share one layout everywhere (see :class:`Shapes
 1..K, ``masks`` (N, H, W) bool, ``semantic`` (H, W) int64 (0 = background) and ``image_id``.
 """
 
+from .coco import from_coco, to_coco
 from .shapes import SHAPE_KINDS, Shapes
 from .yolo import YoloFolder, read_names
 
-__all__ = ["Shapes", "SHAPE_KINDS", "YoloFolder", "read_names"]
+__all__ = ["Shapes", "SHAPE_KINDS", "YoloFolder", "read_names", "to_coco", "from_coco"]
