@@ -8,6 +8,19 @@ batch to its backend. Item dicts share one layout everywhere (see :class:`Shapes
 
 from .coco import from_coco, to_coco
 from .shapes import SHAPE_KINDS, Shapes
+from .transforms import RandomHorizontalFlip, batch_indices, batches, collate, hflip
 from .yolo import YoloFolder, read_names
 
-__all__ = ["Shapes", "SHAPE_KINDS", "YoloFolder", "read_names", "to_coco", "from_coco"]
+__all__ = [
+    "Shapes",
+    "SHAPE_KINDS",
+    "YoloFolder",
+    "read_names",
+    "to_coco",
+    "from_coco",
+    "collate",
+    "hflip",
+    "RandomHorizontalFlip",
+    "batch_indices",
+    "batches",
+]

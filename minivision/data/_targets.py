@@ -105,7 +105,9 @@ def check_count(name: str, value, *, minimum: int) -> int:
 def check_item(item, name: str = "item") -> tuple[int, int]:
     """Check an item dict's ``image`` (H, W, 3) uint8 and the targets' shapes; return (H, W)."""
     if not isinstance(item, dict):
-        raise TypeError(f"{name} must be a dict with 'image', 'boxes', ..., got {type(item).__name__}")
+        raise TypeError(
+            f"{name} must be a dict with 'image', 'boxes', ..., got {type(item).__name__}"
+        )
     image = item.get("image")
     if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3:
         shape = getattr(image, "shape", None)
@@ -113,13 +115,16 @@ def check_item(item, name: str = "item") -> tuple[int, int]:
     if image.dtype != np.uint8:
         raise TypeError(f"{name}['image'] must be uint8, got {image.dtype}")
     h, w = image.shape[:2]
-    n = None
-    for key, tail in (("boxes", (4,)), ("labels", ()), ("masks", (h, w))):
+    n = None  # the object count, from the first of boxes / labels / masks
+    for key, tail, text in (
+        ("boxes", (4,), "(N, 4)"),
+        ("labels", (), "(N,)"),
+        ("masks", (h, w), f"(N, {h}, {w})"),
+    ):
         if key in item:
             shape = np.shape(item[key])
-            if len(shape) != 1 + len(tail) or tuple(shape[1:]) != tail or (n is not None and shape[0] != n):
-                want = ", ".join(["N", *map(str, tail)])
-                raise ValueError(f"{name}['{key}'] must have shape ({want}), got {shape}")
+            if len(shape) != 1 + len(tail) or shape[1:] != tail or shape[0] != (n or shape[0]):
+                raise ValueError(f"{name}['{key}'] must have shape {text}, got {shape}")
             n = shape[0]
     if "semantic" in item and np.shape(item["semantic"]) != (h, w):
         raise ValueError(

@@ -220,7 +220,9 @@ def _decode(ann: dict, h: int, w: int) -> np.ndarray:
     seg = ann.get("segmentation")
     if isinstance(seg, dict):
         if [int(v) for v in seg.get("size", ())] != [h, w]:
-            raise ValueError(f"annotation {ann.get('id')}: RLE size {seg.get('size')} != [{h}, {w}]")
+            raise ValueError(
+                f"annotation {ann.get('id')}: RLE size {seg.get('size')} != [{h}, {w}]"
+            )
         try:
             return rle_to_mask(seg)
         except ValueError as err:

@@ -70,7 +70,9 @@ class YoloFolder(Sequence):
             p.name for p in (self.root / "images").iterdir() if p.suffix.lower() in IMAGE_SUFFIXES
         )
         if classes is None:
-            names = [self.root / n for n in ("names.yaml", "data.yaml") if (self.root / n).is_file()]
+            names = [
+                self.root / n for n in ("names.yaml", "data.yaml") if (self.root / n).is_file()
+            ]
             if not names:
                 raise ValueError(
                     f"root has no names.yaml or data.yaml to name the classes ({root!r}); "
@@ -107,7 +109,9 @@ class YoloFolder(Sequence):
         if segments.is_file():
             free = np.flatnonzero(~has_mask)
             found = [xy for _, (_, xy) in _read_rows(segments, w, h, polygon_only=True)]
-            for k, j in _match(boxes[free], np.asarray([_extent(xy) for xy in found]), self.match_iou):
+            for k, j in _match(
+                boxes[free], np.asarray([_extent(xy) for xy in found]), self.match_iou
+            ):
                 masks[free[k]], has_mask[free[k]] = rasterise_polygon(found[j], h, w), True
         return {
             "image": image,
@@ -223,5 +227,7 @@ def _read_rgb(path: Path) -> np.ndarray:
     if image.ndim == 2:
         image = np.repeat(image[..., None], 3, axis=2)
     if image.ndim != 3 or image.shape[2] not in (3, 4) or image.dtype != np.uint8:
-        raise ValueError(f"{path}: expected an 8-bit RGB or grey image, got {image.shape} {image.dtype}")
+        raise ValueError(
+            f"{path}: expected an 8-bit RGB or grey image, got {image.shape} {image.dtype}"
+        )
     return np.ascontiguousarray(image[..., :3])
