@@ -262,8 +262,11 @@ def _rasterise(kind: str, bh: int, bw: int) -> np.ndarray:
         xc = (np.arange(bw) + 0.5) / bw * 2.0 - 1.0
         mask = yc[:, None] ** 2 + xc[None, :] ** 2 < 1.0
     else:
-        outline = np.asarray(_POLYGONS[kind]) * (bw, bh)  # (V, 2) x, y in the box
-        mask = rasterise_polygon(outline, bh, bw)
+        # Shrunk by a hair about the box centre, so that no pixel centre falls exactly on an
+        # edge (a diamond's edges pass through half-integer points): symmetric outlines give
+        # symmetric masks whatever the scan-line's tie rule.
+        unit = 0.5 + (np.asarray(_POLYGONS[kind]) - 0.5) * (1.0 - 1e-9)  # (V, 2) unit (x, y)
+        mask = rasterise_polygon(unit * (bw, bh), bh, bw)
     mask.flags.writeable = False
     return mask
 
