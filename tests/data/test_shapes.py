@@ -95,7 +95,6 @@ def test_targets_describe_the_visible_pixels(config):
         least = ds.min_visible if ds.min_size >= 8 else 1
         assert (masks.sum(axis=(1, 2)) >= least).all(), where
         # no pixel belongs to two objects
-
         assert (masks.sum(axis=0) <= 1).all(), where
         # boxes are the masks' tight boxes: torchvision's masks_to_boxes (last pixel) + 1
         expected = masks_to_boxes(torch.from_numpy(masks)).numpy() + np.float32([0, 0, 1, 1])
