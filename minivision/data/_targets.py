@@ -123,7 +123,7 @@ def check_item(item, name: str = "item") -> tuple[int, int]:
     ):
         if key in item:
             shape = np.shape(item[key])
-            if len(shape) != 1 + len(tail) or shape[1:] != tail or shape[0] != (n or shape[0]):
+            if len(shape) != 1 + len(tail) or shape[1:] != tail or n not in (None, shape[0]):
                 raise ValueError(f"{name}['{key}'] must have shape {text}, got {shape}")
             n = shape[0]
     if "semantic" in item and np.shape(item["semantic"]) != (h, w):

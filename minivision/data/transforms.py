@@ -38,7 +38,8 @@ def collate(items: Sequence[dict], size_divisible: int = 32):
     Returns
     -------
     images : float32 array of shape (N, 3, H, W)
-        Pixels / 255, image ``i`` in the top-left corner ``[:, :H_i, :W_i]``, zeros elsewhere.
+        Pixels times 1/255 (as ``torchvision.transforms.v2.functional.to_dtype(..., scale=True)``),
+        image ``i`` in the top-left corner ``[:, :H_i, :W_i]``, zeros elsewhere.
     targets : list of dict
         Each item without its ``image``, plus ``image_size`` = ``(H_i, W_i)``. The arrays are
         the items' own (not copied).
