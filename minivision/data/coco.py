@@ -44,9 +44,9 @@ def mask_to_rle(mask: np.ndarray) -> dict:
     if mask.ndim != 2:
         raise ValueError(f"mask must have shape (H, W), got {mask.shape}")
     h, w = mask.shape
-    flat = mask.ravel(order="F") != 0  # (H*W,) column by column
+    flat = mask.astype(bool, copy=False).ravel(order="F")  # (H*W,) column by column
     change = np.flatnonzero(flat[1:] != flat[:-1]) + 1  # where a new run starts
-    runs = np.diff(np.concatenate(([0], change, [flat.size])))
+    runs = np.diff(change, prepend=0, append=flat.size)
     if flat.size and flat[0]:
         runs = np.concatenate(([0], runs))  # an empty first run of 0s
     return {"counts": runs.tolist(), "size": [int(h), int(w)]}
@@ -147,7 +147,11 @@ def to_coco(dataset, indices=None, *, classes: Sequence[str] | None = None) -> d
                 }
             )
     return {
-        "info": {"description": repr(dataset), "version": f"minivision {__version__}"},
+        "info": {
+            # a dataset object describes itself; a plain list of items would print every array
+            "description": repr(dataset) if hasattr(dataset, "classes") else "item dicts",
+            "version": f"minivision {__version__}",
+        },
         "licenses": [],
         "images": images,
         "annotations": annotations,

@@ -196,9 +196,12 @@ class Shapes(Sequence):
 
         labels = np.asarray(kinds, dtype=np.int64)[keep] + 1  # (N,) in 1..K
         masks = owner[None] == np.arange(len(keep), dtype=owner.dtype)[:, None, None]  # (N, H, W)
-        drawn = (owner >= 0)[..., None]  # (H, W, 1)
         palette = np.asarray(colours, dtype=np.float32).reshape(-1, 3)[keep]  # (N, 3)
-        image = np.where(drawn, palette[owner], background)  # owner -1 reads a discarded colour
+        image = np.array(background)  # (H, W, 3) float32, a copy
+        semantic = np.zeros((h, w), dtype=np.int64)
+        for j, mask in enumerate(masks):  # masks are disjoint: the order does not matter
+            image[mask] = palette[j]
+            semantic[mask] = labels[j]
         if self.noise > 0:
             half_width = np.float32(self.noise * math.sqrt(3.0))  # uniform noise of this std
             image += (rng.random((h, w, 3), dtype=np.float32) - np.float32(0.5)) * (2 * half_width)
@@ -209,7 +212,7 @@ class Shapes(Sequence):
             "boxes": boxes_from_masks(masks),
             "labels": labels,
             "masks": masks,
-            "semantic": np.concatenate(([0], labels))[owner + 1],  # (H, W) int64
+            "semantic": semantic,
             "image_id": image_id,
         }
 
@@ -291,8 +294,9 @@ def _interpolate(knots: np.ndarray, py: np.ndarray, px: np.ndarray) -> np.ndarra
     ix = np.minimum(np.floor(px).astype(np.int64), cells - 1)
     fy = (py - iy).astype(knots.dtype)[:, None, None]  # (h, 1, 1)
     fx = (px - ix).astype(knots.dtype)[None, :, None]  # (1, w, 1)
-    rows = knots[iy] + (knots[iy + 1] - knots[iy]) * fy  # (h, G+1, 3)
-    return rows[:, ix] + (rows[:, ix + 1] - rows[:, ix]) * fx  # (h, w, 3)
+    cols = knots[:, ix] + (knots[:, ix + 1] - knots[:, ix]) * fx  # (G+1, w, 3), small
+    top = cols[iy]  # (h, w, 3): gathers along the first axis copy whole rows
+    return top + (cols[iy + 1] - top) * fy
 
 
 def _image_size(image_size) -> tuple[int, int]:
