@@ -7,8 +7,9 @@ drawn later cover earlier ones, and the targets describe only what is *visible*.
 
 Every item is computed from its own random generator ``numpy.random.default_rng([seed, i])``,
 so item ``i`` is the same whatever was generated before it, in any order and on any machine.
-The pixels use nothing but IEEE-exact arithmetic on uniform draws (no ``sin``/``exp``, no
-ziggurat normals, no reductions), so the bytes do not depend on the CPU's maths library.
+The pixels use nothing but correctly rounded arithmetic on uniform draws (no ``sin``/``exp``,
+no ziggurat normals, no floating-point sums whose order a SIMD loop may change), so the bytes
+do not depend on the CPU or its maths library; ``tests/data/test_shapes.py`` pins them.
 
 Host code (DESIGN.md §2): the output is NumPy arrays (images are host data).
 """
