@@ -276,8 +276,8 @@ def _rasterise(kind: str, bh: int, bw: int) -> np.ndarray:
 
 
 def _paint(windows, shape) -> np.ndarray:
-    """(H, W) int16 map of the top-most object at each pixel (-1 = background)."""
-    owner = np.full(shape, -1, dtype=np.int16)
+    """(H, W) int32 map of the top-most object at each pixel (-1 = background)."""
+    owner = np.full(shape, -1, dtype=np.int32)
     for j, (y0, x0, mask) in enumerate(windows):
         bh, bw = mask.shape
         owner[y0 : y0 + bh, x0 : x0 + bw][mask] = j

@@ -157,7 +157,8 @@ class YoloFolder(Sequence):
 
 def read_names(path) -> tuple[str, ...]:
     """Class names from a YOLO ``names.yaml`` / ``data.yaml``: the ``names:`` key, written as
-    ``  0: person`` lines, ``- person`` lines or an inline ``[person, bicycle]`` list."""
+    ``  0: person`` lines, ``- person`` lines, an inline ``[person, bicycle]`` list or an inline
+    ``{0: person, 1: bicycle}`` mapping."""
     lines = Path(path).read_text(encoding="utf-8").splitlines()
     start = [k for k, line in enumerate(lines) if re.match(r"names\s*:", line)]
     if not start:
@@ -166,10 +167,16 @@ def read_names(path) -> tuple[str, ...]:
     unquote = lambda s: s.strip().strip("'\"")  # noqa: E731
     if head.startswith("["):
         return tuple(unquote(s) for s in head.strip("[]").split(",") if s.strip())
+    if head.startswith("{"):  # {0: person, 1: bicycle}
+        body = [pair for pair in head.strip("{}").split(",") if pair.strip()]
+    else:
+        body = []
+        for line in lines[start[0] + 1 :]:
+            if line.strip() and not line[:1].isspace() and not line.startswith("-"):
+                break  # the next top-level key
+            body.append(line)
     names = {}
-    for line in lines[start[0] + 1 :]:
-        if line.strip() and not line[:1].isspace() and not line.startswith("-"):
-            break  # the next top-level key
+    for line in body:
         if m := re.match(r"\s*(\d+)\s*:\s*(.+)$", line):
             names[int(m.group(1))] = unquote(m.group(2))
         elif m := re.match(r"\s*-\s*(.+)$", line):
@@ -189,6 +196,8 @@ def _read_rows(path: Path, w: int, h: int, polygon_only: bool = False):
             cls, values = int(cls), np.asarray(values, dtype=np.float64)
         except ValueError:
             raise ValueError(f"{path}:{lineno}: expected numbers, got {line!r}") from None
+        if not np.isfinite(values).all():
+            raise ValueError(f"{path}:{lineno}: coordinates must be finite, got {line!r}")
         if len(values) == 4 and not polygon_only:
             yield lineno, (cls, values * [w, h, w, h])
         elif len(values) >= 6 and len(values) % 2 == 0:

@@ -176,6 +176,7 @@ def test_random_polygons_against_matplotlib_and_skimage(tmp_path):
         ("names:\n  0: a\n  1: b c\n", ("a", "b c")),
         ("path: x\nnames:\n- a\n- 'b'\nnc: 2\n", ("a", "b")),
         ("names: [a, 'b', \"c\"]\n", ("a", "b", "c")),
+        ("names: {0: a, 1: 'b b'}\nnc: 2\n", ("a", "b b")),
     ],
 )
 def test_read_names(tmp_path, text, names):
@@ -204,6 +205,9 @@ def test_bad_input(folder, tmp_path_factory):
         ds[1]
     write(root / "labels" / "b.txt", "0 0.5 0.5 0.2 x\n")
     with pytest.raises(ValueError, match=r"b\.txt:1: expected numbers"):
+        ds[1]
+    write(root / "labels" / "b.txt", "0 0.5 nan 0.2 0.1\n")
+    with pytest.raises(ValueError, match=r"b\.txt:1: coordinates must be finite"):
         ds[1]
     (root / "images" / "c.png").write_bytes(b"not a png")
     with pytest.raises(ValueError, match=r"c\.png"):
