@@ -44,12 +44,25 @@ def mask_to_rle(mask: np.ndarray) -> dict:
     if mask.ndim != 2:
         raise ValueError(f"mask must have shape (H, W), got {mask.shape}")
     h, w = mask.shape
-    flat = mask.astype(bool, copy=False).ravel(order="F")  # (H*W,) column by column
+    mask = mask.astype(bool, copy=False)
+    cols = np.flatnonzero(mask.any(axis=0))  # only these columns hold runs of 1s
+    if cols.size == 0:
+        return {"counts": [h * w], "size": [int(h), int(w)]}
+    c1, c2 = int(cols[0]), int(cols[-1]) + 1
+    flat = mask[:, c1:c2].ravel(order="F")  # (H * (c2 - c1),) column by column
     change = np.flatnonzero(flat[1:] != flat[:-1]) + 1  # where a new run starts
-    runs = np.diff(change, prepend=0, append=flat.size)
-    if flat.size and flat[0]:
-        runs = np.concatenate(([0], runs))  # an empty first run of 0s
-    return {"counts": runs.tolist(), "size": [int(h), int(w)]}
+    runs = np.diff(change, prepend=0, append=flat.size).tolist()
+    # the zeros of the columns before c1 and after c2 join the first and last runs
+    if flat[0]:
+        runs.insert(0, c1 * h)  # (possibly empty) leading run of 0s
+    else:
+        runs[0] += c1 * h
+    if flat[-1]:
+        if c2 < w:
+            runs.append((w - c2) * h)
+    else:
+        runs[-1] += (w - c2) * h
+    return {"counts": runs, "size": [int(h), int(w)]}
 
 
 def rle_to_mask(rle: dict) -> np.ndarray:

@@ -73,6 +73,13 @@ def test_rle_runs_equal_pycocotools_encode(shape):
     masks = [rng.random(shape) < p for p in (0.2, 0.5, 0.9)]
     masks += [np.ones(shape, bool), np.zeros(shape, bool)]
     masks.append(np.eye(*shape, dtype=bool))  # the top-left pixel set
+    for r, c in [(0, 0), (-1, -1), (0, -1), (-1, 0), (shape[0] // 2, shape[1] // 2)]:
+        one = np.zeros(shape, bool)
+        one[r, c] = True  # single pixels in the corners and the middle
+        masks.append(one)
+        column = np.zeros(shape, bool)
+        column[:, c] = True  # a whole first, last or middle column
+        masks.append(column)
     for mask in masks:
         ours = mask_to_rle(mask)
         assert ours["size"] == list(shape) and sum(ours["counts"]) == mask.size
