@@ -1,4 +1,4 @@
-"""Shared pieces of the learner-check tests (tests/test_checks*.py): load the independent reference
+"""Shared pieces of the learner-check tests (tests/checks/): load the independent reference
 solution of a lesson, swap in planted mistakes, and the two checks every battery must pass."""
 
 from __future__ import annotations
@@ -48,3 +48,18 @@ def assert_solution_passes(lesson: str, n_functions: int):
     report = check_file(lesson, solution_path(lesson))
     assert report.ok, report.text()
     assert f"{n_functions} of {n_functions} functions pass" in report.text()
+
+
+def assert_cli_exit_code(lesson: str, path: Path, code: int):
+    """``python -m minivision check LESSON PATH`` exits with ``code`` (0: all pass, 1: not) and
+    prints its summary line."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "minivision", "check", lesson, str(path)],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == code, proc.stdout + proc.stderr
+    assert "functions pass" in proc.stdout

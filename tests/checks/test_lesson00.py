@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from lesson_checks import assert_solution_passes, assert_stubs_fail_cleanly, load_solution, replaced
+from lesson_checks import (
+    assert_cli_exit_code,
+    assert_solution_passes,
+    assert_stubs_fail_cleanly,
+    load_solution,
+    replaced,
+)
 
 from minivision.checks import check_file, check_module
 
@@ -181,10 +185,4 @@ def test_unknown_lesson_is_a_clear_error():
 
 @pytest.mark.parametrize("path,code", [(STUBS, 1), (SOLUTION, 0)])
 def test_command_line_exit_codes(path, code):
-    proc = subprocess.run(
-        [sys.executable, "-m", "minivision", "check", "00", str(path)],
-        capture_output=True,
-        text=True,
-    )
-    assert proc.returncode == code, proc.stdout + proc.stderr
-    assert "functions pass" in proc.stdout
+    assert_cli_exit_code("00", path, code)

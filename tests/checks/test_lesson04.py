@@ -8,13 +8,17 @@ another.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from lesson_checks import assert_solution_passes, assert_stubs_fail_cleanly, load_solution, replaced
+from lesson_checks import (
+    assert_cli_exit_code,
+    assert_solution_passes,
+    assert_stubs_fail_cleanly,
+    load_solution,
+    replaced,
+)
 
 from minivision.checks import check_module
 
@@ -212,13 +216,7 @@ def test_a_crashing_function_is_reported_not_raised():
 
 @pytest.mark.parametrize("path,code", [(STUBS, 1), (SOLUTION, 0)])
 def test_command_line_exit_codes(path, code):
-    proc = subprocess.run(
-        [sys.executable, "-m", "minivision", "check", "04", str(path)],
-        capture_output=True,
-        text=True,
-    )
-    assert proc.returncode == code, proc.stdout + proc.stderr
-    assert "functions pass" in proc.stdout
+    assert_cli_exit_code("04", path, code)
 
 
 def test_a_wrong_kept_list_is_shown():

@@ -8,13 +8,11 @@ recognised -- and only it.
 from __future__ import annotations
 
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from lesson_checks import load_solution, replaced
+from lesson_checks import assert_cli_exit_code, load_solution, replaced
 
 from minivision.checks import check_file, check_module
 
@@ -361,10 +359,4 @@ def test_the_learner_versions_without_mistakes_are_correct():
 
 @pytest.mark.parametrize("path,code", [(STUBS, 1), (SOLUTION, 0)])
 def test_command_line_exit_codes(path, code):
-    proc = subprocess.run(
-        [sys.executable, "-m", "minivision", "check", "06", str(path)],
-        capture_output=True,
-        text=True,
-    )
-    assert proc.returncode == code, proc.stdout + proc.stderr
-    assert "functions pass" in proc.stdout
+    assert_cli_exit_code("06", path, code)
