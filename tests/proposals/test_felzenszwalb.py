@@ -477,8 +477,8 @@ def test_batched_merge_equals_the_sequential_loop(g, k, min_size, window, level_
     u, v, weights, n = g
     want = merge.merge_sequential(u, v, weights, n, k, min_size)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(merge, "LEVEL_MIN", level_min)
-        mp.setattr(merge, "_GROUP", group)
+        mp.setattr(batched, "LEVEL_MIN", level_min)
+        mp.setattr(batched, "_GROUP", group)
         got = batched.merge_batched(u, v, weights, n, k, min_size, window=window)
     assert np.array_equal(got, want)
     edges = np.stack([u, v], axis=1).reshape(-1, 2)
