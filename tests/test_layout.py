@@ -94,3 +94,22 @@ def _is_module(package: str, name: str) -> bool:
 def test_the_layers_exist():
     for top in ("ops", "nn", "proposals", "data", "eval", "detection"):
         assert (PACKAGE / top / "__init__.py").is_file(), top
+
+
+def test_every_import_resolves_including_the_lazy_ones():
+    """Imports inside functions (the CLI, the benchmarks, the tour) run only when called: check
+    that each one names a module and names that exist, so a move cannot leave one behind."""
+    import importlib
+
+    wrong = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for target, names, line in _imports(path):
+            try:
+                module = importlib.import_module(target)
+            except ImportError as err:
+                wrong.append(f"{path.relative_to(PACKAGE)}:{line}: {err}")
+                continue
+            for n in names:
+                if n != "*" and not hasattr(module, n) and not _is_module(target, n):
+                    wrong.append(f"{path.relative_to(PACKAGE)}:{line}: {target} has no {n}")
+    assert not wrong, "\n".join(wrong)

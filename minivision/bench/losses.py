@@ -54,7 +54,7 @@ def bench_fastrcnn(repeats: int) -> list[Row]:
     import torch
     from torchvision.models.detection import roi_heads
 
-    from ..nn.losses import fastrcnn_loss, fastrcnn_loss_and_grad, fastrcnn_loss_backward
+    from ..detection.losses import fastrcnn_loss, fastrcnn_loss_and_grad, fastrcnn_loss_backward
 
     rng = np.random.default_rng(1)
     r, k1 = 512, 91
