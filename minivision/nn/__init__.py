@@ -8,9 +8,10 @@ backward pass against central differences.
 
 from . import functional, init
 from .activation import Dropout, LeakyReLU, ReLU, Sigmoid
+from .container import Sequential
 from .gradcheck import GradcheckError, gradcheck
 from .layers import Conv2d, ConvTranspose2d, Flatten, Linear
-from .module import Module, Parameter, Sequential
+from .module import Module, Parameter
 from .norm import BatchNorm2d, GroupNorm
 from .pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d, MaxUnpool2d, Upsample
 
