@@ -148,7 +148,9 @@ def peak_memory() -> dict[str, float]:
     out = {}
     for side in ("minivision", "torch"):
         code = f"from minivision.bench.nn import _peak_child; _peak_child({side!r})"
-        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        done = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        )
         out[f"{side} peak RSS MiB"] = float(done.stdout.split()[-1])
     ours, _, x, y = _setup()
     _ours_step(ours, x, y, True)
