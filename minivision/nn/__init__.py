@@ -17,9 +17,10 @@ The detectors' multi-task losses (Fast R-CNN, RPN, Mask R-CNN) live in
 
 from . import box_losses, functional, init, losses, lr_scheduler, optim
 from .activation import Dropout, LeakyReLU, ReLU, Sigmoid
+from .container import Sequential
 from .gradcheck import GradcheckError, gradcheck
 from .layers import Conv2d, ConvTranspose2d, Flatten, Linear
-from .module import Module, Parameter, Sequential
+from .module import Module, Parameter
 from .norm import BatchNorm2d, GroupNorm
 from .pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d, MaxUnpool2d, Upsample
 

@@ -26,7 +26,12 @@ __all__ = ["ReLU", "LeakyReLU", "Sigmoid", "Dropout"]
 
 
 class ReLU(Module):
-    """``max(x, 0)``, as ``torch.nn.ReLU`` (NaN stays NaN). ``inplace`` is accepted and ignored."""
+    """``max(x, 0)``, as ``torch.nn.ReLU`` (NaN stays NaN). ``inplace`` is accepted and ignored.
+
+    The backward pass multiplies by the 0/1 mask ``not (y <= 0)`` rather than selecting with
+    ``where`` (several times faster on NumPy); the one difference from torch's select is an
+    infinite upstream gradient at a zero output, which gives NaN (``inf * 0``) instead of 0.
+    """
 
     def __init__(self, inplace: bool = False):
         super().__init__()
@@ -34,13 +39,15 @@ class ReLU(Module):
 
     def forward(self, x):
         xp = array_namespace(x)
-        y = xp.where(x > 0, x, xp.where(xp.isnan(x), x, 0.0))
+        y = xp.maximum(x, 0.0)  # NaN propagates, as torch's relu
         self._cache = {"y": y}
         return y
 
     def backward(self, grad_output):
         (y,) = self._cached("y")
-        return array_namespace(grad_output).where(y <= 0, 0.0, grad_output)
+        xp = array_namespace(grad_output)
+        # torch's threshold_backward: zero where y <= 0, so a NaN output passes its gradient
+        return grad_output * xp.astype(xp.logical_not(y <= 0), grad_output.dtype)
 
 
 class LeakyReLU(Module):

@@ -1,12 +1,14 @@
-"""``Parameter``, ``Module`` and ``Sequential``: layers that hold weights and run backwards by hand.
+"""``Parameter`` and ``Module``: layers that hold weights and run backwards by hand.
 
 torch builds a graph while the forward pass runs and walks it backwards in ``loss.backward()``.
 minivision has no graph: each layer is a :class:`Module` whose ``__call__`` runs the forward pass
 and *caches* what its backward pass needs, and whose ``backward(grad_output)`` returns the
 gradient of its input and **adds** the gradients of its weights to ``Parameter.grad``. A network
 calls its layers' ``backward`` in the reverse order of their forward calls (that is all
-:class:`Sequential` does); a weight used twice receives the sum of both gradients, which is why
-gradients accumulate and why an optimiser step starts with ``zero_grad()``.
+:class:`~minivision.nn.Sequential` does); a weight used twice receives the sum of both
+gradients, which is why gradients accumulate and why an optimiser step starts with
+``zero_grad()``. A module caches its *last* forward pass only: a layer applied twice runs its
+backward pass once per use, each right after re-running (or keeping) that use's forward.
 
 The bookkeeping mirrors ``torch.nn.Module`` so that names carry over: assigning a
 :class:`Parameter` or a ``Module`` to an attribute registers it, ``named_parameters()`` yields
@@ -27,7 +29,7 @@ from array_api_compat import to_device
 
 from .._backend import array_namespace, device, from_numpy, is_array_api_obj, to_numpy
 
-__all__ = ["Parameter", "Module", "Sequential"]
+__all__ = ["Parameter", "Module"]
 
 
 def _dtype_name(dtype) -> str:
@@ -395,51 +397,3 @@ def _as_dtype(xp, dtype):
     if dtype is None:
         return None
     return getattr(xp, dtype if isinstance(dtype, str) else _dtype_name(dtype))
-
-
-class Sequential(Module):
-    """Modules applied in order; ``backward`` runs their backward passes in reverse order.
-
-    As ``torch.nn.Sequential``: children are named ``"0"``, ``"1"``, ... (so parameters are
-    ``"0.weight"``), ``seq[i]`` indexes, ``seq[a:b]`` is a Sequential of the same modules,
-    ``len(seq)`` and iteration work, ``append`` adds one at the end.
-    """
-
-    def __init__(self, *modules):
-        super().__init__()
-        if len(modules) == 1 and isinstance(modules[0], OrderedDict):
-            for name, module in modules[0].items():
-                self.add_module(name, module)
-        else:
-            for i, module in enumerate(modules):
-                if not isinstance(module, Module):
-                    raise TypeError(
-                        f"Sequential argument {i} must be a Module, got {type(module).__name__}"
-                    )
-                self.add_module(str(i), module)
-
-    def __len__(self):
-        return len(self._modules)
-
-    def __iter__(self):
-        return iter(self._modules.values())
-
-    def __getitem__(self, index):
-        items = list(self._modules.items())
-        if isinstance(index, slice):
-            return Sequential(OrderedDict(items[index]))
-        return items[index][1]
-
-    def append(self, module):
-        self.add_module(str(len(self)), module)
-        return self
-
-    def forward(self, x):
-        for module in self:
-            x = module(x)
-        return x
-
-    def backward(self, grad_output):
-        for module in reversed(list(self)):
-            grad_output = module.backward(grad_output)
-        return grad_output

@@ -43,6 +43,20 @@ def _standardise_backward(xp, g_hat, x_hat, invstd, axes):
     return (g_hat - mean_g - x_hat * mean_gx) * invstd
 
 
+def _channel_sum(xp, a):
+    """``sum(a, axis=(0, 2, 3))`` of an ``(N, C, H, W)`` array, reducing contiguous rows."""
+    n, c = a.shape[:2]
+    return xp.sum(xp.sum(xp.reshape(a, (n, c, -1)), axis=2), axis=0)  # (N, C, HW) -> (C,)
+
+
+def _channel_dot(xp, a, b):
+    """``sum(a * b, axis=(0, 2, 3))`` as one batched matrix product (no ``a * b`` temporary)."""
+    n, c = a.shape[:2]
+    rows = xp.reshape(a, (n, c, 1, -1))  # (N, C, 1, HW)
+    cols = xp.reshape(b, (n, c, -1, 1))  # (N, C, HW, 1)
+    return xp.sum(xp.matmul(rows, cols)[:, :, 0, 0], axis=0)  # (N, C) -> (C,)
+
+
 def _eps(eps):
     if not isinstance(eps, numbers.Real) or isinstance(eps, bool) or eps < 0:
         raise ValueError(f"eps must be a non-negative number, got {eps!r}")
@@ -121,33 +135,44 @@ class BatchNorm2d(Module):
                     f"Expected more than 1 value per channel when training, got input of shape "
                     f"{tuple(x.shape)}"
                 )
-            mean = xp.mean(x, axis=(0, 2, 3))  # (C,)
+            mean = _channel_sum(xp, x) / count  # (C,)
             centred = x - mean[None, :, None, None]
-            var = xp.mean(centred * centred, axis=(0, 2, 3))  # biased, (C,)
+            var = _channel_dot(xp, centred, centred) / count  # biased, (C,)
             if self.training and self.running_mean is not None:
                 self._update_running(xp, mean, var, count)
-        else:
+        else:  # eval: the running estimates; x_hat is only needed for the weight's gradient
             mean, var = self.running_mean, self.running_var
-            centred = x - mean[None, :, None, None]
+            centred = None
         invstd = 1.0 / xp.sqrt(var + self.eps)  # (C,)
-        x_hat = centred * invstd[None, :, None, None]
-        self._cache = {"x_hat": x_hat, "invstd": invstd, "batch_stats": batch_stats}
-        if not self.affine:
-            return x_hat
-        return x_hat * self.weight.data[None, :, None, None] + self.bias.data[None, :, None, None]
+        scale = invstd if not self.affine else invstd * self.weight.data
+        shift = -mean * scale if not self.affine else self.bias.data - mean * scale
+        self._cache = {"x": x, "mean": mean, "centred": centred, "invstd": invstd,
+                       "scale": scale, "count": count}  # fmt: skip
+        # x_hat * weight + bias, as one multiply-add per element
+        return x * scale[None, :, None, None] + shift[None, :, None, None]
 
     def backward(self, grad_output):
-        x_hat, invstd, batch_stats = self._cached("x_hat", "invstd", "batch_stats")
+        x, mean, centred, invstd, scale, count = self._cached(
+            "x", "mean", "centred", "invstd", "scale", "count"
+        )
         xp = array_namespace(grad_output)
-        g_hat = grad_output
+        sum_g = _channel_sum(xp, grad_output)  # (C,)
+        if centred is None:  # eval mode: a fixed affine map x * scale + shift
+            if self.affine:
+                centred = x - mean[None, :, None, None]
+                self.weight.accumulate_grad(_channel_dot(xp, grad_output, centred) * invstd)
+                self.bias.accumulate_grad(sum_g)
+            return grad_output * scale[None, :, None, None]
+        sum_g_x_hat = _channel_dot(xp, grad_output, centred) * invstd  # sum(g * x_hat), (C,)
         if self.affine:
-            self.weight.accumulate_grad(xp.sum(grad_output * x_hat, axis=(0, 2, 3)))
-            self.bias.accumulate_grad(xp.sum(grad_output, axis=(0, 2, 3)))
-            g_hat = grad_output * self.weight.data[None, :, None, None]
-        invstd = invstd[None, :, None, None]
-        if not batch_stats:  # a fixed affine map
-            return g_hat * invstd
-        return _standardise_backward(xp, g_hat, x_hat, invstd, (0, 2, 3))
+            self.weight.accumulate_grad(sum_g_x_hat)
+            self.bias.accumulate_grad(sum_g)
+        # grad_x = scale * (g - mean(g) - x_hat * mean(g * x_hat)), written per channel as
+        # g * a + centred * b + c so that each element is read once
+        b = -scale * invstd * sum_g_x_hat / count
+        c = -scale * sum_g / count
+        return (grad_output * scale[None, :, None, None] + centred * b[None, :, None, None]
+                + c[None, :, None, None])  # fmt: skip
 
     def extra_repr(self):
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "

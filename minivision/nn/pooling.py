@@ -9,10 +9,16 @@ returns them too when ``return_indices=True``, ready for ``MaxUnpool2d`` (SegNet
 
 from __future__ import annotations
 
+from .._backend import array_namespace
 from ._layer_checks import check_choice
 from .functional.adaptive_pool import adaptive_avg_pool2d, adaptive_avg_pool2d_backward
 from .functional.interpolate import interpolate, interpolate_backward
 from .functional.pool import avg_pool2d, avg_pool2d_backward, max_pool2d, max_pool2d_backward
+from .functional.tiled_pool import (
+    tile_winner_indices,
+    tiled_max_pool2d,
+    tiled_max_pool2d_backward,
+)
 from .functional.unpool import max_unpool2d, max_unpool2d_backward
 from .module import Module
 
@@ -40,13 +46,45 @@ class MaxPool2d(Module):
     def _args(self):
         return self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode
 
+    def _tile(self, x):
+        """The tile when this pooling is a tiling (stride = kernel, no padding or dilation) of a
+        4-D float input; else None and the general :func:`~minivision.pool.max_pool2d` runs."""
+        as_pair = lambda v: tuple(v) if isinstance(v, (tuple, list)) else (v, v)  # noqa: E731
+        kernel = as_pair(self.kernel_size)
+        stride = kernel if self.stride is None else as_pair(self.stride)
+        if (
+            not hasattr(x, "ndim")
+            or x.ndim != 4
+            or not all(isinstance(k, int) and not isinstance(k, bool) and k >= 1 for k in kernel)
+            or stride != kernel
+            or as_pair(self.padding) != (0, 0)
+            or as_pair(self.dilation) != (1, 1)
+            or x.shape[2] < kernel[0]
+            or x.shape[3] < kernel[1]
+            or (self.ceil_mode and (x.shape[2] % kernel[0] or x.shape[3] % kernel[1]))
+            or not array_namespace(x).isdtype(x.dtype, "real floating")
+        ):
+            return None
+        return kernel
+
     def forward(self, x):
+        tile = self._tile(x)
+        if tile is not None:  # the common MaxPool2d(2): a faster path, same results
+            out, winner = tiled_max_pool2d(x, tile)
+            self._cache = {"x": x, "tile": tile, "winner": winner}
+            if not self.return_indices:
+                return out
+            return out, tile_winner_indices(winner, tile, x.shape[3])
         out, indices = max_pool2d(x, *self._args(), return_indices=True)
-        self._cache = {"x": x, "indices": indices}
+        self._cache = {"x": x, "tile": None, "indices": indices}
         return (out, indices) if self.return_indices else out
 
     def backward(self, grad_output):
-        x, indices = self._cached("x", "indices")
+        x, tile = self._cached("x", "tile")
+        if tile is not None:
+            (winner,) = self._cached("winner")
+            return tiled_max_pool2d_backward(grad_output, winner, tile, tuple(x.shape))
+        (indices,) = self._cached("indices")
         return max_pool2d_backward(grad_output, x, *self._args(), indices=indices)
 
     def extra_repr(self):

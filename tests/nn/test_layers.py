@@ -369,6 +369,11 @@ def test_layers_are_device_pure(no_sync):
         nn.ReLU(),
         nn.MaxPool2d(2),
         nn.Upsample(scale_factor=2, mode="bilinear"),
+        nn.GroupNorm(2, 4),
+        nn.LeakyReLU(0.1),
+        nn.MaxPool2d(3, stride=1, padding=1),
+        nn.AvgPool2d(3, stride=1, padding=1),
+        nn.Upsample(size=(9, 7)),
         nn.ConvTranspose2d(4, 2, 2, stride=2, rng=1),
         nn.Dropout(0.2, rng=2),
         nn.AdaptiveAvgPool2d(3),
@@ -383,3 +388,38 @@ def test_layers_are_device_pure(no_sync):
     assert all(p.grad.device == dev for p in model.parameters())
     model.eval()
     model.backward(xs.ones_like(model(x)))
+
+
+TILED = [
+    dict(kernel_size=2),
+    dict(kernel_size=(3, 2)),
+    dict(kernel_size=2, stride=2, ceil_mode=True),
+    dict(kernel_size=3, stride=(3, 3), return_indices=True),
+]
+
+
+@pytest.mark.parametrize("kw", TILED, ids=[str(k) for k in TILED])
+def test_maxpool_tiling_fast_path_ties_nan_inf(be, kw):
+    """MaxPool2d's tiling path (stride = kernel) against torch: ties (first wins), NaN (last
+    NaN wins), -inf tiles, rows and columns left over in floor mode."""
+    rng = np.random.default_rng(0)
+    shape = (2, 3, 8, 6) if kw.get("ceil_mode") else (2, 3, 7, 9)
+    x = np.round(rng.standard_normal(shape) * 2) / 2  # many ties
+    x[0, 0, :3, :3] = np.nan
+    x[0, 1, 1, 1] = np.nan
+    x[1, 0, :3, :3] = -np.inf
+    x[1, 1, 3:6, :2] = np.inf
+    xt = torch.tensor(x, requires_grad=True)
+    ref = torch.nn.functional.max_pool2d(xt, **kw)
+    rt, it = ref if kw.get("return_indices") else (ref, None)
+    g = make_input(tuple(rt.shape), seed=5)
+    rt.backward(torch.from_numpy(g))
+    layer = nn.MaxPool2d(**kw)
+    out = layer(be.asarray(x))
+    y, idx = out if kw.get("return_indices") else (out, None)
+    assert layer._cache["tile"] is not None, "this configuration takes the tiling path"
+    assert_close(y, rt.detach().numpy(), what="tiled max pool", check_dtype=False)
+    if idx is not None:
+        assert_close(idx, it.numpy(), what="tiled max pool indices")
+    gx = layer.backward(be.asarray(g))
+    assert_close(gx, xt.grad.numpy(), what="tiled max pool gradient", check_dtype=False)
