@@ -401,3 +401,11 @@ def test_command_line_prints_the_summary(tmp_path, capsys):
     assert capsys.readouterr().out.splitlines() == lines
     assert main(["eval", str(tmp_path / "gt.json"), str(tmp_path / "nope.json")]) == 2
     assert "cannot read" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("iou_type", ["bbox", "segm"])
+def test_benchmark_entry_checks_agreement_on_a_small_workload(iou_type):
+    from minivision.bench.eval import _entry
+
+    (row,) = _entry(f"coco_{iou_type}", iou_type, 12, repeats=1)
+    assert row.minivision_ms > 0 and row.reference_ms > 0 and "12 img" in row.workload
