@@ -19,6 +19,7 @@ from .boxes import (
 )
 from .conv import conv2d, conv2d_backward
 from .conv_transpose import conv_transpose2d, conv_transpose2d_backward
+from .eval import coco_evaluate
 from .losses import (
     binary_cross_entropy_with_logits,
     binary_cross_entropy_with_logits_backward,
@@ -134,4 +135,5 @@ __all__ = [
     "maskrcnn_loss",
     "maskrcnn_loss_backward",
     "paste_masks_in_image",
+    "coco_evaluate",
 ]
