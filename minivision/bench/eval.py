@@ -78,10 +78,11 @@ def synthetic_coco(n_images=5000, n_categories=80, seed=0, masks=False, width=64
 def _rasterise(anns, dts, height, width, chunk=20000):
     """Polygon areas, crowd regions as uncompressed RLE, detections as compressed RLE + box."""
     from ..data import _rle_batch as rb
+    from ..data import _rle_poly as rp
 
     for lo in range(0, len(anns), chunk):
         part = anns[lo:lo + chunk]
-        counts, off = rb.polygons_to_counts([a["segmentation"][0] for a in part],
+        counts, off = rp.polygons_to_counts([a["segmentation"][0] for a in part],
                                             np.full(len(part), height), np.full(len(part), width))
         areas = rb.area(counts, off)
         for i, a in enumerate(part):
@@ -91,7 +92,7 @@ def _rasterise(anns, dts, height, width, chunk=20000):
                                      "counts": counts[off[i]:off[i + 1]].tolist()}
     for lo in range(0, len(dts), chunk):
         part = dts[lo:lo + chunk]
-        counts, off = rb.polygons_to_counts([d["segmentation"] for d in part],
+        counts, off = rp.polygons_to_counts([d["segmentation"] for d in part],
                                             np.full(len(part), height), np.full(len(part), width))
         boxes = rb.counts_to_bbox(counts, off, np.full(len(part), height), np.full(len(part), width))
         strings = rb.counts_to_strings(counts, off)

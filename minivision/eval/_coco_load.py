@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..data import _rle_batch as rb
+from ..data import _rle_poly as rp
 
 
 @dataclass
@@ -178,8 +179,8 @@ def _image_sizes(images, img_ids):
 
 def _masks(segs, size, what, index):
     """Polygons, uncompressed or compressed RLE -> ``Intervals`` (pycocotools' annToRLE)."""
-    kinds = rb.classify_segmentations(segs, lambda i: f"{what}[{int(index[i])}]['segmentation']")
-    counts, offsets, h, w = rb.segmentations_to_counts(segs, kinds, size)
+    kinds = rp.classify_segmentations(segs, lambda i: f"{what}[{int(index[i])}]['segmentation']")
+    counts, offsets, h, w = rp.segmentations_to_counts(segs, kinds, size)
     bad = (h != size[:, 0]) | (w != size[:, 1])
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
