@@ -102,7 +102,7 @@ def strings_to_counts(strings):
         i = int(np.flatnonzero(full)[~end[str_off[1:][full] - 1]][0])
         raise ValueError(f"RLE string {i} ends in the middle of a count")
     ends = np.flatnonzero(end)
-    v_start = np.empty(len(ends), dtype=np.int64)  # first char of each value
+    v_start = np.empty(len(ends), dtype=ends.dtype)  # first char of each value
     v_start[:1] = 0
     v_start[1:] = ends[:-1] + 1
     # Value = sum of its 5-bit groups, low first: one gather per group position (<= 7).
@@ -115,21 +115,24 @@ def strings_to_counts(strings):
         nchar[live] += 1
         j += 1
         live = live[ends[live] >= v_start[live] + j]
-    sign = b[ends] & 0x10 != 0
-    x[sign] -= np.int64(1) << (5 * nchar[sign])  # the last group's bit 4: negative
+    x -= (b[ends] >= 16).astype(np.int64) << (5 * nchar)  # the last group's bit 4: negative
     per = np.diff(np.searchsorted(ends, str_off))  # values per string
     offsets = csr(per)
     # Undo the lag-2 differences, counts[m] = x[m] + counts[m - 2] for m > 2: a running sum
     # with stride 2 over the whole array, minus its value where each string's chain starts
     # (index 0 stands alone; the odd chain starts at 1, the even one at 2).
     cs = np.zeros(len(x) + 1, dtype=np.int64)  # cs[i + 1]: stride-2 running sum up to i
-    cs[1::2] = np.cumsum(x[0::2])
-    cs[2::2] = np.cumsum(x[1::2])
+    np.cumsum(x[0::2], out=cs[1::2])
+    np.cumsum(x[1::2], out=cs[2::2])
     first = np.repeat(offsets[:-1], per)
-    odd = (np.arange(len(x)) - first) & 1
-    out = cs[1:] - cs[first + 1 - odd]  # minus the running sum just before the chain
-    out[offsets[:-1][per > 0]] = x[offsets[:-1][per > 0]]
-    return out & 0xFFFFFFFF, offsets
+    before = first + 1  # the element just before the chain, in the same stride class, + 1
+    before -= (np.arange(len(x)) - first) & 1
+    out = cs[1:]
+    out -= cs[before]
+    heads = offsets[:-1][per > 0]
+    out[heads] = x[heads]
+    out &= 0xFFFFFFFF
+    return out, offsets
 
 
 def _runs(sorted_keys):
@@ -178,14 +181,17 @@ def area(counts, offsets):
 
 def counts_to_intervals(counts, offsets):
     """Foreground intervals ``[start, end)`` of each mask (zero-length runs dropped)."""
-    pos = ragged_arange(np.diff(offsets))
+    first = np.repeat(offsets[:-1], np.diff(offsets))  # index of each run's mask start
     c = np.zeros(len(counts) + 1, dtype=np.int64)
     np.cumsum(counts, out=c[1:])
-    local = c[1:] - np.repeat(c[offsets[:-1]], np.diff(offsets))  # end of each run
-    fg = (pos % 2 == 1) & (counts > 0)
-    ends = local[fg]
-    starts = ends - counts[fg]
-    return starts, ends, csr(np.bincount(segment_ids(offsets)[fg], minlength=len(offsets) - 1))
+    fg = ((np.arange(len(counts)) - first) & 1).astype(bool)  # odd runs are foreground
+    fg &= counts > 0
+    idx = np.flatnonzero(fg)
+    ends = c[idx + 1] - c[first[idx]]  # end of the run, within its mask
+    starts = ends - counts[idx]
+    n_before = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(fg, out=n_before[1:])
+    return starts, ends, n_before[offsets]
 
 
 def counts_to_bbox(counts, offsets, h, w):

@@ -173,9 +173,10 @@ def segmentations_to_counts(segs, kinds, size):
         arrs = [np.asarray(segs[i]["counts"], dtype=np.int64) % (1 << 32) for i in unc]
         lens = np.array([len(a) for a in arrs], dtype=np.int64)
         parts[UNCOMPRESSED] = (unc, np.concatenate(arrs) if arrs else np.zeros(0, np.int64), csr(lens))
-    for idx in (comp, unc):
-        for i in idx:
-            h[i], w[i] = int(segs[i]["size"][0]), int(segs[i]["size"][1])
+    rles = np.concatenate([comp, unc])
+    if len(rles):
+        hw = np.array([segs[i]["size"] for i in rles], dtype=np.int64).reshape(len(rles), 2)
+        h[rles], w[rles] = hw[:, 0], hw[:, 1]
     poly = np.flatnonzero(kinds == POLYGON)
     if len(poly):
         h[poly], w[poly] = size[poly, 0], size[poly, 1]
@@ -191,6 +192,9 @@ def segmentations_to_counts(segs, kinds, size):
         us, ue, uo = union_intervals(s, e, grp, n)
         uc, uoff = intervals_to_counts(us, ue, uo, h * w)
         parts[POLYGON] = (poly, uc, uoff)
+    if len(parts) == 1 and POLYGON not in parts:  # one kind of RLE only: already in order
+        (_, c, o), = parts.values()
+        return c, o, h, w
     # Stitch the parts back into input order.
     lens = np.zeros(n, dtype=np.int64)
     for kind, (idx, _, o) in parts.items():
