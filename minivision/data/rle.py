@@ -17,7 +17,11 @@ Functions (pycocotools' names and return types):
   pixel belongs to the polygon when its centre does), boxes ``[x, y, w, h]`` (as their
   4-corner polygon) and uncompressed RLE (``counts`` a list) -> compressed RLE.
 
-Every routine is vectorised over all masks and runs (``_rle_batch.py``); none loops per pixel.
+Every routine is vectorised over all masks and runs (``_rle_batch.py``, ``_rle_poly.py``); none
+loops per pixel or per run (only ``merge`` of RLEs with empty runs *inside* -- which no encoder
+writes -- replays maskApi's merge loop). Counts are decoded with 64-bit arithmetic; maskApi's
+decoder shifts 32-bit ints, so the two agree for count differences below 2^29 (any image up to
+512 megapixels).
 
 Where pycocotools crashes or returns memory it never wrote, this module does the defined
 thing: ``encode`` takes any memory layout and bool masks (pycocotools wants Fortran-ordered
