@@ -6,7 +6,9 @@ region), and 100 detections per image -- jittered copies of the objects (the rig
 mostly) plus clutter, with scores rounded to 0.001 so that ties occur as in real detector
 output. The reference time is pycocotools' ``evaluate()`` + ``accumulate()`` (its loading,
 ``loadRes`` and ``summarize`` are not counted); minivision's is the whole ``coco_evaluate``
-call from the same dicts (loading, matching, accumulation and summary).
+call from the same dicts (loading, matching, accumulation and summary). pycocotools runs once
+(it takes minutes), minivision's time is the best of up to three calls; both results must be
+equal bit for bit before a row is printed.
 
 ``coco_segm`` uses the first 1,000 images of the same generator (same objects as polygons,
 detections as compressed RLE masks): pycocotools needs minutes for 5,000.
