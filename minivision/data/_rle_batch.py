@@ -274,23 +274,17 @@ def union_intervals(starts, ends, group, n_groups, need=None):
 
     ``need = number of masks`` gives the intersection. Intervals within one mask never overlap.
     """
-    key_s, key_e = group, group
     pos = np.concatenate([starts, ends])
     delta = np.concatenate([np.ones(len(starts), np.int64), -np.ones(len(ends), np.int64)])
-    g = np.concatenate([key_s, key_e])
+    g = np.concatenate([group, group])
     order = np.lexsort((pos, g))
     pos, delta, g = pos[order], delta[order], g[order]
-    key = g * (int(pos.max(initial=0)) + 1) + pos
-    first, seg = _runs(key)
-    d = np.add.reduceat(delta, first) if len(first) else delta
+    # All events at one pixel of one group act together; every group's events sum to 0, so a
+    # running sum over all groups is each group's own coverage.
+    first, _ = _runs(g * (int(pos.max(initial=0)) + 1) + pos)
+    cov = np.cumsum(np.add.reduceat(delta, first) if len(first) else delta)
     upos, ug = pos[first], g[first]
-    cov = np.cumsum(d)
     gstart, _ = _runs(ug)
-    base = np.zeros(len(cov), dtype=np.int64)
-    if len(gstart):
-        prev = np.where(gstart > 0, cov[gstart - 1], 0)
-        base = np.repeat(prev, np.diff(np.append(gstart, len(cov))))
-    cov = cov - base
     thr = np.ones(n_groups, dtype=np.int64) if need is None else np.asarray(need, dtype=np.int64)
     inside = cov >= thr[ug]
     was = np.zeros(len(inside), dtype=bool)
