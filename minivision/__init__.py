@@ -24,6 +24,7 @@ from .detection.rpn import concat_box_prediction_layers, rpn_proposals, top_k
 from .eval import (
     average_recall,
     best_overlap,
+    coco_evaluate,
     confusion_matrix,
     evaluate_segmentation,
     mabo,
@@ -158,4 +159,5 @@ __all__ = [
     "proposal_recall",
     "average_recall",
     "mabo",
+    "coco_evaluate",
 ]

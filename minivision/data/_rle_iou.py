@@ -36,7 +36,8 @@ def box_pair_iou(dbox, gbox, crowd):
     u = np.where(crowd, da, da + ga - i)
     out = np.zeros(len(i))
     ok = (w > 0) & (h > 0)
-    out[ok] = i[ok] / u[ok]
+    with np.errstate(invalid="ignore", divide="ignore"):  # denormal sides: 0 / 0, as maskApi
+        out[ok] = i[ok] / u[ok]
     return out
 
 

@@ -17,7 +17,11 @@ Functions (pycocotools' names and return types):
   pixel belongs to the polygon when its centre does), boxes ``[x, y, w, h]`` (as their
   4-corner polygon) and uncompressed RLE (``counts`` a list) -> compressed RLE.
 
-Every routine is vectorised over all masks and runs (``_rle_batch.py``); none loops per pixel.
+Every routine is vectorised over all masks and runs (``_rle_batch.py``, ``_rle_poly.py``); none
+loops per pixel or per run (only ``merge`` of RLEs with empty runs *inside* -- which no encoder
+writes -- replays maskApi's merge loop). Counts are decoded with 64-bit arithmetic; maskApi's
+decoder shifts 32-bit ints, so the two agree for count differences below 2^29 (any image up to
+512 megapixels).
 
 Where pycocotools crashes or returns memory it never wrote, this module does the defined
 thing: ``encode`` takes any memory layout and bool masks (pycocotools wants Fortran-ordered
@@ -36,6 +40,7 @@ import numpy as np
 
 from . import _rle_batch as rb
 from . import _rle_iou
+from . import _rle_poly as rp
 
 __all__ = [
     "encode", "decode", "area", "toBbox", "iou", "merge", "frPyObjects",
@@ -55,10 +60,10 @@ def _parse(rles, name="rleObjs"):
         if "counts" not in r or "size" not in r:
             raise ValueError(f"{name}[{i}] must have 'counts' and 'size'")
     kinds = np.array(
-        [rb.UNCOMPRESSED if isinstance(r["counts"], list) else rb.COMPRESSED for r in rles],
+        [rp.UNCOMPRESSED if isinstance(r["counts"], list) else rp.COMPRESSED for r in rles],
         dtype=np.int64,
     )
-    counts, offsets, h, w = rb.segmentations_to_counts(rles, kinds, np.zeros((len(rles), 2), np.int64))
+    counts, offsets, h, w = rp.segmentations_to_counts(rles, kinds, np.zeros((len(rles), 2), np.int64))
     return counts, offsets, h, w
 
 
@@ -253,7 +258,7 @@ def frPyObjects(pyobj, h, w):
     """
     h, w = int(h), int(w)
     if isinstance(pyobj, np.ndarray):
-        return _from_polys(rb.boxes_to_polygons(pyobj), h, w)
+        return _from_polys(rp.boxes_to_polygons(pyobj), h, w)
     if isinstance(pyobj, dict):
         return _from_uncompressed([pyobj])[0]
     if not isinstance(pyobj, list) or not pyobj:
@@ -263,16 +268,16 @@ def frPyObjects(pyobj, h, w):
         return _from_uncompressed(pyobj)
     if isinstance(first, (list, tuple, np.ndarray)):
         if len(first) == 4:
-            return _from_polys(rb.boxes_to_polygons(pyobj), h, w)
+            return _from_polys(rp.boxes_to_polygons(pyobj), h, w)
         return _from_polys(pyobj, h, w)
     if len(pyobj) == 4:
-        return _from_polys(rb.boxes_to_polygons([pyobj]), h, w)[0]
+        return _from_polys(rp.boxes_to_polygons([pyobj]), h, w)[0]
     return _from_polys([pyobj], h, w)[0]
 
 
 def _from_polys(polys, h, w):
     n = len(polys)
-    counts, offsets = rb.polygons_to_counts(list(polys), np.full(n, h), np.full(n, w))
+    counts, offsets = rp.polygons_to_counts(list(polys), np.full(n, h), np.full(n, w))
     return [_rle(h, w, s) for s in rb.counts_to_strings(counts, offsets)]
 
 

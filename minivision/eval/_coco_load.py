@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..data import _rle_batch as rb
+from ..data import _rle_poly as rp
 
 
 @dataclass
@@ -115,8 +116,8 @@ def _check_boxes(b, what):
         )
 
 
-def _lookup(ids, table, what, key):
-    """Index of each id in the sorted ``table``; an id not there is an error naming the record."""
+def _lookup(ids, table):
+    """(index of each id in the sorted ``table``, whether it is there at all)."""
     pos = np.searchsorted(table, ids)
     pos = np.minimum(pos, max(len(table) - 1, 0))
     ok = (table[pos] == ids) if len(table) else np.zeros(len(ids), dtype=bool)
@@ -143,8 +144,8 @@ def load_gt(gt, iou_type):
     image = _numbers(_field(anns, "image_id", what), what, "image_id")
     category = _numbers(_field(anns, "category_id", what), what, "category_id")
     # pycocotools looks annotations up by image and category: others simply do not take part.
-    img_pos, img_ok = _lookup(image, img_ids, what, "image_id")
-    cat_pos, cat_ok = _lookup(category, cat_ids, what, "category_id")
+    img_pos, img_ok = _lookup(image, img_ids)
+    cat_pos, cat_ok = _lookup(category, cat_ids)
     keep = np.flatnonzero(img_ok & cat_ok)
     kept = [anns[i] for i in keep] if len(keep) != len(anns) else anns
     area = _numbers(_field(kept, "area", what), what, "area")
@@ -178,8 +179,8 @@ def _image_sizes(images, img_ids):
 
 def _masks(segs, size, what, index):
     """Polygons, uncompressed or compressed RLE -> ``Intervals`` (pycocotools' annToRLE)."""
-    kinds = rb.classify_segmentations(segs, lambda i: f"{what}[{int(index[i])}]['segmentation']")
-    counts, offsets, h, w = rb.segmentations_to_counts(segs, kinds, size)
+    kinds = rp.classify_segmentations(segs, lambda i: f"{what}[{int(index[i])}]['segmentation']")
+    counts, offsets, h, w = rp.segmentations_to_counts(segs, kinds, size)
     bad = (h != size[:, 0]) | (w != size[:, 1])
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
@@ -199,11 +200,11 @@ def load_dt(dt, gt: GroundTruth, gt_json, iou_type):
     n = len(dt)
     image = _numbers(_field(dt, "image_id", what), what, "image_id") if n else np.zeros(0)
     category = _numbers(_field(dt, "category_id", what), what, "category_id") if n else np.zeros(0)
-    img_pos, img_ok = _lookup(image, gt.img_ids, what, "image_id")
+    img_pos, img_ok = _lookup(image, gt.img_ids)
     if not img_ok.all():
         i = int(np.flatnonzero(~img_ok)[0])
         raise ValueError(f"dt[{i}]['image_id'] = {dt[i]['image_id']!r} is not an image of gt")
-    cat_pos, cat_ok = _lookup(category, gt.cat_ids, what, "category_id")
+    cat_pos, cat_ok = _lookup(category, gt.cat_ids)
     if not cat_ok.all():
         i = int(np.flatnonzero(~cat_ok)[0])
         raise ValueError(f"dt[{i}]['category_id'] = {dt[i]['category_id']!r} is not a category of gt")

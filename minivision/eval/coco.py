@@ -64,7 +64,10 @@ Where pycocotools crashes or silently misreads, this module does the defined thi
 an empty result list is evaluated (every AP 0 where ground truth exists); a missing
 ``iscrowd`` is 0; a detection whose image or category is not in ``gt``, a NaN score, a negative
 box side, a repeated annotation id, a mask whose size is not its image's, or malformed JSON
-raise ``ValueError`` naming the record and field.
+raise ``ValueError`` naming the record and field; ground truth of images or categories not
+listed in ``gt`` takes no part (as in pycocotools); and an IoU that is NaN (box sides so small,
+< 1e-154, that their product underflows to 0 / 0) never matches, where pycocotools' ``<`` test
+would accept it.
 """
 
 from __future__ import annotations

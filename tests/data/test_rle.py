@@ -25,7 +25,7 @@ def same(ours, ref, what=""):
     if isinstance(ref, np.ndarray):
         assert isinstance(ours, np.ndarray), what
         assert ours.dtype == ref.dtype and ours.shape == ref.shape, (what, ours.dtype, ref.dtype)
-        assert np.array_equal(ours, ref), what
+        assert np.array_equal(ours, ref, equal_nan=ours.dtype.kind == "f"), what
     elif isinstance(ref, np.generic):
         assert type(ours) is type(ref) and ours == ref, (what, ours, ref)
     else:

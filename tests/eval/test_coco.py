@@ -289,10 +289,11 @@ def evaluations(draw, masks=False):
             anns.append(a)
         for _ in range(draw(st.integers(0, 6))):
             if objs and draw(st.booleans()):
-                src = draw(st.sampled_from(objs))["bbox"]
+                obj = draw(st.sampled_from(objs))
+                src = obj["bbox"]
                 j = [draw(st.integers(-3, 3)) for _ in range(4)]
                 b = [src[0] + j[0], src[1] + j[1], max(src[2] + j[2], 0), max(src[3] + j[3], 0)]
-                cat = draw(st.sampled_from([objs[0]["category_id"], draw(st.integers(1, n_cat))]))
+                cat = draw(st.sampled_from([obj["category_id"], draw(st.integers(1, n_cat))]))
             else:
                 b = [draw(st.integers(-2, W)), draw(st.integers(-2, H)), draw(st.integers(0, 30)), draw(st.integers(0, 30))]
                 cat = draw(st.integers(1, n_cat))
@@ -309,8 +310,9 @@ def evaluations(draw, masks=False):
     images = tuple((i, W, H) for i in range(1, n_img + 1))
     gt = {"images": [{"id": i, "width": w, "height": h} for i, w, h in images],
           "categories": [{"id": c} for c in range(1, n_cat + 1)], "annotations": anns}
-    if dts and masks and "bbox" in dts[0]:  # loadRes takes its branch from the first result
-        dts = [dict(d, bbox=d.get("bbox", [0, 0, 1, 1])) for d in dts]
+    if dts and masks and "bbox" in dts[0]:  # loadRes takes its branch from the first result:
+        # then every result needs a box; give the others their mask's box
+        dts = [d if "bbox" in d else dict(d, bbox=cocomask.toBbox(d["segmentation"]).tolist()) for d in dts]
     return gt, dts
 
 
@@ -401,3 +403,11 @@ def test_command_line_prints_the_summary(tmp_path, capsys):
     assert capsys.readouterr().out.splitlines() == lines
     assert main(["eval", str(tmp_path / "gt.json"), str(tmp_path / "nope.json")]) == 2
     assert "cannot read" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("iou_type", ["bbox", "segm"])
+def test_benchmark_entry_checks_agreement_on_a_small_workload(iou_type):
+    from minivision.bench.eval import _entry
+
+    (row,) = _entry(f"coco_{iou_type}", iou_type, 12, repeats=1)
+    assert row.minivision_ms > 0 and row.reference_ms > 0 and "12 img" in row.workload
