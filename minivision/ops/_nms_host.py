@@ -23,7 +23,6 @@ it after one ``to_numpy`` and returns through one ``from_numpy``.
 
 from __future__ import annotations
 
-import array_api_compat.numpy as npx
 import numpy as np
 
 from ._nms_core import iou_above, overlaps, resolve_block
@@ -48,7 +47,7 @@ def pair_overlaps(b, i, j, tf):
     bi, bj = np.take(b, i, axis=1), np.take(b, j, axis=1)  # (5, K) each
     w = np.minimum(bi[2], bj[2]) - np.maximum(bi[0], bj[0])
     h = np.minimum(bi[3], bj[3]) - np.maximum(bi[1], bj[1])
-    return iou_above(npx, w, h, bi[4] + bj[4], tf)
+    return iou_above(np, w, h, bi[4] + bj[4], tf)
 
 
 # ----------------------------------------------------------------------------- spatial index
@@ -233,8 +232,8 @@ def greedy(b, t, cats=None, block=BLOCK):
         blk = pending[:block] + start  # the next `block` alive boxes
         cb = None if cats is None else cats[blk]
         rows = np.take(b, blk, axis=1)  # (5, B)
-        s = np.triu(overlaps(npx, rows, rows, tf, cb, cb), k=1)
-        winners = blk[resolve_block(npx, s, np.ones(blk.size, dtype=bool))]
+        s = np.triu(overlaps(np, rows, rows, tf, cb, cb), k=1)
+        winners = blk[resolve_block(np, s, np.ones(blk.size, dtype=bool))]
         kept.append(winners)
         alive[start : blk[-1] + 1] = False  # every alive box in this range was in the block
         start = int(blk[-1]) + 1
@@ -261,7 +260,7 @@ def _suppress_dense(b, winners, alive, start, tf, cats):
     for c in range(0, later.size, step):
         cols = later[c : c + step]
         cc = None if cats is None else cats[cols]
-        hit = np.any(overlaps(npx, rows, np.take(b, cols, axis=1), tf, rc, cc), axis=0)
+        hit = np.any(overlaps(np, rows, np.take(b, cols, axis=1), tf, rc, cc), axis=0)
         alive[cols[hit]] = False
 
 
