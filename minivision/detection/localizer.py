@@ -58,6 +58,8 @@ class LocalizerConfig:
 
     classes: tuple = ("square", "circle", "triangle")
     image_size: int = 32
+    min_size: int = 8
+    max_size: int | None = None
     channels: tuple = (8, 16, 32)
     hidden: int = 64
     alpha: float = 0.5
@@ -76,7 +78,8 @@ class LocalizerConfig:
             raise ValueError(f"alpha must be in [0, 1], got {self.alpha}")
 
     def dataset(self, n: int, seed: int) -> Shapes:
-        return Shapes(n, image_size=self.image_size, classes=self.classes, seed=seed, max_objects=1)
+        return Shapes(n, image_size=self.image_size, classes=self.classes, seed=seed,
+                      max_objects=1, min_size=self.min_size, max_size=self.max_size)
 
     def to_dict(self) -> dict:
         return asdict(self)
