@@ -58,11 +58,11 @@ class LocalizerConfig:
 
     classes: tuple = ("square", "circle", "triangle")
     image_size: int = 32
-    min_size: int = 8
+    min_size: int = 12
     max_size: int | None = None
     channels: tuple = (8, 16, 32)
     hidden: int = 64
-    alpha: float = 0.5
+    alpha: float = 0.2
     lr: float = 3e-3
     batch_size: int = 32
     val_seed: int = 1_000_003
@@ -166,7 +166,7 @@ def _split(outputs, labels, boxes, k):
     return xp, outputs[:, :k], outputs[:, k:], labels - 1, boxes
 
 
-def localizer_loss(outputs, labels, boxes, alpha: float = 0.5):
+def localizer_loss(outputs, labels, boxes, alpha: float = 0.2):
     """``alpha * CE(logits, labels - 1) + (1 - alpha) * mean_i ||box_i - boxes_i||^2``.
 
     ``outputs`` (N, K + 4) as :meth:`Localizer.forward` returns them, ``labels`` (N,) int in
@@ -179,7 +179,7 @@ def localizer_loss(outputs, labels, boxes, alpha: float = 0.5):
     return alpha * cross_entropy(logits, target) + (1 - alpha) * l2
 
 
-def localizer_loss_backward(outputs, labels, boxes, alpha: float = 0.5):
+def localizer_loss_backward(outputs, labels, boxes, alpha: float = 0.2):
     """dL/d(outputs) of :func:`localizer_loss`, (N, K + 4): both tasks' gradients side by side."""
     k = outputs.shape[1] - 4
     xp, logits, pred, target, boxes = _split(outputs, labels, boxes, k)
