@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import nn
+from ..nn import BatchNorm2d, Linear, Parameter, ReLU
 from ..nn import losses as L
 from ..nn.optim import SGD, Adam, AdamW
 from ._core import Battery, Case, FunctionBattery, Mistake
@@ -24,7 +24,7 @@ from ._core import Battery, Case, FunctionBattery, Mistake
 
 def _linear(weight, bias=True):
     out_f, in_f = weight.shape
-    layer = nn.Linear(in_f, out_f, bias=bias, rng=0, dtype="float64")
+    layer = Linear(in_f, out_f, bias=bias, rng=0, dtype="float64")
     state = {"weight": weight} | ({"bias": np.zeros(out_f)} if bias else {})
     layer.load_state_dict(state)
     return layer
@@ -38,7 +38,7 @@ def _linear_backward(x, weight, grad_output):
 
 
 def _relu_backward(x, grad_output):
-    relu = nn.ReLU()
+    relu = ReLU()
     relu(x)
     return relu.backward(grad_output)
 
@@ -70,7 +70,7 @@ def _gradient_descent(x, y, weight, lr, steps):
 
 
 def _one_step(optimizer_cls, param, grad, state, **hyper):
-    p = nn.Parameter(np.array(param, dtype=np.float64))
+    p = Parameter(np.array(param, dtype=np.float64))
     optimizer = optimizer_cls([p], **hyper)
     if state:
         optimizer.load_state_dict({"state": {0: state}, "param_groups": optimizer.state_dict()["param_groups"]})
@@ -96,7 +96,7 @@ def _adam_step(param, grad, exp_avg, exp_avg_sq, step, lr=1e-3, betas=(0.9, 0.99
 
 def _batchnorm_forward(x, weight, bias, running_mean, running_var, training, momentum=0.1,
                        eps=1e-5):  # fmt: skip
-    bn = nn.BatchNorm2d(x.shape[1], eps=eps, momentum=momentum, dtype="float64")
+    bn = BatchNorm2d(x.shape[1], eps=eps, momentum=momentum, dtype="float64")
     bn.load_state_dict({"weight": weight, "bias": bias, "running_mean": running_mean,
                         "running_var": running_var, "num_batches_tracked": np.asarray(0)})  # fmt: skip
     bn.train(training)
