@@ -73,3 +73,31 @@ def test_a_non_integer_step_count_is_an_argparse_error(tmp_path):
     with pytest.raises(SystemExit) as exc:
         main(["train", "localizer", "--steps", "many", "--out", str(tmp_path)])
     assert exc.value.code == 2
+
+
+def test_an_interrupted_run_resumes_bit_identically(tmp_path, monkeypatch, capsys):
+    """A run killed between checkpoints (here at step 7, the last checkpoint at 6) and started
+    again with the same command ends where an uninterrupted run ends."""
+    import minivision.detection.localizer as localizer
+
+    straight, broken = tmp_path / "straight", tmp_path / "broken"
+    args = ["--steps", "9", "--seed", "2", "--checkpoint-every", "3", *TINY]
+    assert main(["train", "localizer", "--out", str(straight), *args]) == 0
+
+    real, calls = localizer.make_batch, []
+
+    def dying(*a, **k):
+        calls.append(1)
+        if len(calls) == 8:  # the batch of step 7
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(localizer, "make_batch", dying)
+    with pytest.raises(KeyboardInterrupt):
+        main(["train", "localizer", "--out", str(broken), *args])
+    monkeypatch.setattr(localizer, "make_batch", real)
+    assert main(["train", "localizer", "--out", str(broken), *args]) == 0
+    assert "resuming" in capsys.readouterr().err
+    a, b = _params(straight), _params(broken)
+    for key in a:
+        assert np.array_equal(a[key], b[key]), f"{key} differs after the interruption"
