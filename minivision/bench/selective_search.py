@@ -73,33 +73,27 @@ def opencv_selective_search(image, mode="fast"):
 
 def best_iou(gt, boxes):
     """(G,) best IoU of each ground-truth box over ``boxes`` (0 when there are none)."""
-    if len(boxes) == 0:
-        return np.zeros(len(gt))
-    from ..ops.boxes import box_iou
+    from ..eval.proposals import best_overlap
 
-    return box_iou(gt, boxes).max(axis=1)
+    return np.asarray(best_overlap(np.asarray(gt, np.float64), np.asarray(boxes, np.float64).reshape(-1, 4)))
 
 
 def topk_best_iou(gt, boxes, ks):
     """(len(ks), G): best IoU of each ground-truth box among the first k boxes, for each k."""
-    if len(boxes) == 0:
-        return np.zeros((len(ks), len(gt)))
-    from ..ops.boxes import box_iou
+    from ..eval.proposals import best_overlap
 
-    iou = box_iou(gt, boxes)  # (G, N)
-    run = np.maximum.accumulate(iou, axis=1)
-    return np.stack([run[:, min(k, iou.shape[1]) - 1] for k in ks])
+    gt, boxes = np.asarray(gt, np.float64), np.asarray(boxes, np.float64).reshape(-1, 4)
+    return np.asarray(best_overlap(gt, boxes, ks))
 
 
 def summarise(best, classes):
-    """recall@0.5, recall@0.7 (IoU >= t) and MABO from per-GT best IoUs and class ids."""
-    best, classes = np.asarray(best), np.asarray(classes)
-    mabo = float(np.mean([best[classes == c].mean() for c in np.unique(classes)]))
-    return {
-        "recall@0.5": float(np.mean(best >= 0.5)),
-        "recall@0.7": float(np.mean(best >= 0.7)),
-        "MABO": mabo,
-    }
+    """recall@0.5, recall@0.7 (IoU >= t) and MABO from per-GT best IoUs and class ids
+    (:mod:`minivision.eval.proposals`)."""
+    from ..eval.proposals import mabo, proposal_recall
+
+    best, classes = np.asarray(best, np.float64), np.asarray(classes, np.int64)
+    r50, r70 = (float(r) for r in proposal_recall(best, (0.5, 0.7)))
+    return {"recall@0.5": r50, "recall@0.7": r70, "MABO": float(mabo(best, classes))}
 
 
 def evaluate(dataset, methods, log=None, match=None):
