@@ -23,6 +23,8 @@ depends on the data.
 
 from __future__ import annotations
 
+import math
+
 from .._backend import namespace_of
 from ._loss_core import (
     as_0d,
@@ -122,6 +124,9 @@ def _ce_parts(input, target, weight, ignore_index, label_smoothing):
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing}")
     valid = target != ignore_index  # (N,)
+    # a label outside [0, C) that is not ignore_index cannot be reported without reading it
+    # (torch raises): its row's loss and gradient are NaN instead (as in fastrcnn_loss)
+    bad = valid & ((target < 0) | (target >= c))  # (N,)
     classes = xp.arange(c, dtype=target.dtype, device=target.device)
     hit = (target[:, None] == classes[None, :]) & valid[:, None]  # one-hot, 0 on ignored rows
     onehot = xp.astype(hit, input.dtype)  # (N, C)
@@ -137,7 +142,7 @@ def _ce_parts(input, target, weight, ignore_index, label_smoothing):
     if label_smoothing != 0:
         spread = validf[:, None] if w is None else w[None, :] * validf[:, None]
         coef = coef + (label_smoothing / c) * spread
-    return xp, coef, w_t, valid
+    return xp, coef, w_t, valid, bad
 
 
 def cross_entropy(
@@ -161,12 +166,18 @@ def cross_entropy(
 
     Parameters
     ----------
-    input : (N, C) float logits.  target : (N,) integer class indices.
+    input : (N, C) float logits.
+    target : (N,) integer class indices in ``[0, C)``, or ``ignore_index``. Any other value
+        cannot be checked without reading the data (torch raises): that row's loss is NaN, so
+        the ``"mean"`` and ``"sum"`` are NaN too, and :func:`cross_entropy_backward` gives NaN
+        in that row (the other rows keep their gradients) -- as in
+        :func:`minivision.detection.fastrcnn_loss`.
     weight : optional (C,) class weights.
     """
     check_reduction(reduction)
-    xp, coef, w_t, valid = _ce_parts(input, target, weight, ignore_index, label_smoothing)
+    xp, coef, w_t, valid, bad = _ce_parts(input, target, weight, ignore_index, label_smoothing)
     loss = -xp.sum(coef * log_softmax(xp, input), axis=1)  # (N,)
+    loss = xp.where(bad, math.nan, loss)
     if reduction == "none":
         return loss
     if reduction == "sum":
@@ -187,10 +198,11 @@ def cross_entropy_backward(
 
     ``a_c`` is the coefficient of ``-log p_c`` in the row's loss (``w_t`` on the target class,
     plus ``eps w_c / C`` with smoothing); without weights or smoothing this is the familiar
-    ``softmax(x) - onehot(t)``. Ignored rows get 0 (also when every row is ignored).
+    ``softmax(x) - onehot(t)``. Ignored rows get 0 (also when every row is ignored); a row
+    whose target is outside ``[0, C)`` and not ``ignore_index`` gets NaN.
     """
     check_reduction(reduction)
-    xp, coef, w_t, valid = _ce_parts(input, target, weight, ignore_index, label_smoothing)
+    xp, coef, w_t, valid, bad = _ce_parts(input, target, weight, ignore_index, label_smoothing)
     p = xp.exp(log_softmax(xp, input))
     g = p * xp.sum(coef, axis=1, keepdims=True) - coef  # (N, C)
     up = 1.0 if grad_output is None else grad_output
@@ -198,7 +210,8 @@ def cross_entropy_backward(
         up = up if grad_output is None else up[:, None]
     elif reduction == "mean":
         up = up / xp.sum(w_t)
-    return xp.where(valid[:, None], g * up, xp.zeros_like(g))
+    g = xp.where(valid[:, None], g * up, xp.zeros_like(g))
+    return xp.where(bad[:, None], math.nan, g)
 
 
 # ----------------------------------------------------------------------------- sigmoid losses

@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 import minivision.nn.losses as L
+from minivision._backend import to_numpy
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore:invalid value encountered:RuntimeWarning",
@@ -143,6 +144,33 @@ def test_cross_entropy_all_ignored(be):
     assert_close(
         L.cross_entropy_backward(be.asarray(x), be.asarray(t, "int64")), g_ref.astype(be.np_float)
     )
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+@pytest.mark.parametrize("bad_label", [5, -3, 4])
+@pytest.mark.parametrize("smoothing", [0.0, 0.2])
+def test_cross_entropy_out_of_range_label_is_nan(be, no_sync, bad_label, smoothing):
+    """torch raises on a target outside [0, C); device-pure code cannot: that row is NaN."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((5, 4))
+    t = np.array([0, 1, bad_label, 3, 2])
+    with pytest.raises((IndexError, RuntimeError)):
+        F.cross_entropy(T(x), T(t))
+    keep = np.array([0, 1, 3, 4])
+    xb, tb = be.asarray(x), be.asarray(t, "int64")
+    x_before = to_numpy(xb).copy()
+    kw = dict(label_smoothing=smoothing)
+    for red in ("mean", "sum"):
+        assert math.isnan(float(to_numpy(L.cross_entropy(xb, tb, reduction=red, **kw))))
+    rows = to_numpy(L.cross_entropy(xb, tb, reduction="none", **kw))
+    assert np.isnan(rows[2]) and not np.isnan(rows[keep]).any()
+    ref = F.cross_entropy(T(x[keep]), T(t[keep]), reduction="none", **kw).numpy()
+    assert_close(rows[keep], ref.astype(be.np_float), what="kept rows", **tol(be, 100))
+    g = to_numpy(L.cross_entropy_backward(xb, tb, reduction="sum", **kw))
+    g_ref, _ = torch_grad(lambda a: F.cross_entropy(a, T(t[keep]), reduction="sum", **kw), x[keep])
+    assert np.isnan(g[2]).all()
+    assert_close(g[keep], g_ref.astype(be.np_float), what="kept gradient rows", **tol(be))
+    assert np.array_equal(to_numpy(xb), x_before)
 
 
 # ----------------------------------------------------------------------------- BCE and focal
