@@ -42,7 +42,10 @@ def project_masks_on_boxes(gt_masks, boxes, matched_idxs, M: int):
     ----------
     gt_masks : (G, H, W) array (bool, integer or float) -- the image's object masks.
     boxes : (P, 4) float -- the positive proposals.
-    matched_idxs : (P,) int -- index into ``gt_masks`` of each proposal's object.
+    matched_idxs : (P,) int -- index into ``gt_masks`` of each proposal's object. A value
+        outside ``[0, G)`` cannot be checked without reading the data (torchvision returns a
+        zero target): that proposal's target is NaN, so a loss built on it is NaN, not a
+        plausible number. ``G = 0`` with ``P > 0`` (nothing to match) is a ``ValueError``.
     M : int -- side of the target (the mask head's output width, 28 in Mask R-CNN).
 
     Returns
@@ -60,9 +63,20 @@ def project_masks_on_boxes(gt_masks, boxes, matched_idxs, M: int):
         raise ValueError(
             f"matched_idxs must have shape ({boxes.shape[0]},), got {tuple(matched_idxs.shape)}"
         )
-    rois = xp.concat([xp.astype(matched_idxs, boxes.dtype)[:, None], boxes], axis=1)
+    if not xp.isdtype(matched_idxs.dtype, "integral"):
+        raise TypeError(f"matched_idxs must have an integer dtype, got {matched_idxs.dtype}")
+    g = gt_masks.shape[0]
+    if g == 0 and boxes.shape[0] > 0:
+        raise ValueError(
+            f"gt_masks has no masks (shape {tuple(gt_masks.shape)}) but matched_idxs has "
+            f"{boxes.shape[0]} entries to match"
+        )
+    bad = (matched_idxs < 0) | (matched_idxs >= g)  # (P,): no such ground-truth mask
+    idx = xp.clip(matched_idxs, 0, max(g - 1, 0))
+    rois = xp.concat([xp.astype(idx, boxes.dtype)[:, None], boxes], axis=1)
     masks = xp.astype(gt_masks, boxes.dtype)[:, None, :, :]
-    return roi_align(masks, rois, (M, M), 1.0)[:, 0, :, :]
+    out = roi_align(masks, rois, (M, M), 1.0)[:, 0, :, :]  # (P, M, M)
+    return xp.where(bad[:, None, None], math.nan, out)
 
 
 def _mask_parts(mask_logits, proposals, gt_masks, gt_labels, mask_matched_idxs):
@@ -77,17 +91,28 @@ def _mask_parts(mask_logits, proposals, gt_masks, gt_labels, mask_matched_idxs):
             "proposals, gt_masks, gt_labels and mask_matched_idxs must be lists with one entry "
             f"per image, got lengths {n}, {len(gt_masks)}, {len(gt_labels)}, {len(mask_matched_idxs)}"
         )
+    for i, (g, lab) in enumerate(zip(gt_masks, gt_labels)):
+        if lab.ndim != 1 or lab.shape[0] != g.shape[0]:
+            raise ValueError(
+                f"gt_labels[{i}] must have one label per mask of gt_masks[{i}] "
+                f"({g.shape[0]},), got {tuple(lab.shape)}"
+            )
     m = mask_logits.shape[-1]
     p, k = mask_logits.shape[:2]
     if n == 0 or sum(b.shape[0] for b in proposals) == 0:
         return xp, None, None
-    labels = xp.concat(
-        [xp.take(lab, idx, axis=0) for lab, idx in zip(gt_labels, mask_matched_idxs)]
-    )
+    # targets first: they check gt_masks / matched_idxs (an out-of-range index -> NaN target)
     targets = xp.concat(
         [
             project_masks_on_boxes(g, b, i, m)
             for g, b, i in zip(gt_masks, proposals, mask_matched_idxs)
+        ]
+    )
+    labels = xp.concat(
+        [
+            xp.take(lab, xp.clip(idx, 0, lab.shape[0] - 1), axis=0)
+            for lab, idx in zip(gt_labels, mask_matched_idxs)
+            if idx.shape[0]
         ]
     )
     if tuple(targets.shape[:1]) != (p,):
@@ -97,6 +122,9 @@ def _mask_parts(mask_logits, proposals, gt_masks, gt_labels, mask_matched_idxs):
     onehot = labels[:, None] == xp.arange(k, dtype=labels.dtype, device=labels.device)[None, :]
     sel = xp.astype(onehot, mask_logits.dtype)[:, :, None, None]  # (P, K, 1, 1)
     picked = xp.sum(mask_logits * sel, axis=1)  # (P, M, M): mask_logits[i, label_i]
+    # a label outside [0, K) has no channel (torchvision raises; reading it would sync): NaN
+    bad = (labels < 0) | (labels >= k)  # (P,)
+    picked = xp.where(bad[:, None, None], math.nan, picked)
     return xp, (sel, picked), xp.astype(targets, mask_logits.dtype)
 
 
@@ -107,6 +135,12 @@ def maskrcnn_loss(mask_logits, proposals, gt_masks, gt_labels, mask_matched_idxs
     :func:`project_masks_on_boxes` of ``gt_masks[j]``, logits ``mask_logits[i, gt_labels[j]]``
     (the channel of the object's class; the other K - 1 channels get no loss), and
     ``L = mean over i, pixels of BCE-with-logits(logits, t_i)``. No positives gives 0.
+
+    A ground-truth label outside ``[0, K)`` or a matched index outside ``[0, G_i)`` cannot be
+    checked without reading the data (torchvision raises an ``IndexError`` for the label): the
+    loss is NaN, and :func:`maskrcnn_loss_backward` is NaN in that proposal's row (every
+    channel) and exact in the others. ``gt_labels[i]`` of another length than ``gt_masks[i]``
+    is a ``ValueError``.
 
     Parameters (lists have one entry per image)
     ----------

@@ -210,6 +210,59 @@ def test_bad_input():
         MK.maskrcnn_loss(np.zeros((2, 3, 7)), [], [], [], [])
 
 
+@pytest.mark.parametrize("bad_label", [5, 7, -2])
+def test_maskrcnn_loss_label_out_of_range_is_nan(be, no_sync, bad_label):
+    """torchvision raises on a label >= K; device-pure code cannot: that proposal's row is NaN."""
+    gt, props, matched, labels, logits = _mask_data()  # K = 5 channels
+    labels = labels.copy()
+    labels[1] = bad_label  # matched by proposal 1 only
+    if bad_label >= 5:
+        with pytest.raises(IndexError):
+            roi_heads.maskrcnn_loss(T(logits), [T(props)], [T(gt)], [T(labels)], [T(matched)])
+    args = (
+        [be.asarray(props)],
+        [be.asarray(gt, "uint8")],
+        [be.asarray(labels, "int64")],
+        [be.asarray(matched, "int64")],
+    )
+    lb = be.asarray(logits)
+    assert math.isnan(float(to_numpy(MK.maskrcnn_loss(lb, *args))))
+    g = to_numpy(MK.maskrcnn_loss_backward(lb, *args))
+    assert np.isnan(g[1]).all() and not np.isnan(np.delete(g, 1, axis=0)).any()
+    np.testing.assert_array_equal(to_numpy(lb), logits.astype(be.np_float))
+
+
+def test_project_masks_out_of_range_index_is_nan(be, no_sync):
+    gt, props, matched, _, _ = _mask_data()  # G = 3
+    matched = np.array([0, 3, 2, -1])
+    got = to_numpy(
+        MK.project_masks_on_boxes(
+            be.asarray(gt, "uint8"), be.asarray(props), be.asarray(matched, "int64"), 14
+        )
+    )
+    assert np.isnan(got[[1, 3]]).all() and not np.isnan(got[[0, 2]]).any()
+    exp = roi_heads.project_masks_on_boxes(
+        T(gt), T(props[[0, 2]].astype(be.np_float)), T(matched[[0, 2]]), 14
+    )
+    assert_close(got[[0, 2]], exp.numpy(), what="in-range targets", **tol(be))
+
+
+def test_mask_bad_lengths_and_empty_gt():
+    gt, props, matched, labels, logits = _mask_data()
+    with pytest.raises(ValueError, match=r"gt_labels\[0\]"):
+        MK.maskrcnn_loss(logits, [props], [gt], [labels[:2]], [matched])
+    with pytest.raises(ValueError, match=r"gt_labels\[0\]"):
+        MK.maskrcnn_loss_backward(logits, [props], [gt], [labels[:2]], [matched])
+    with pytest.raises(ValueError, match="gt_masks"):
+        MK.project_masks_on_boxes(np.zeros((0, 40, 50)), props, matched, 14)
+    with pytest.raises(ValueError, match="gt_masks"):
+        MK.maskrcnn_loss(logits, [props], [gt[:0]], [labels[:0]], [matched])
+    with pytest.raises(TypeError, match="matched_idxs"):
+        MK.project_masks_on_boxes(gt, props, matched.astype(float), 14)
+    # no proposals and no ground truth is fine: an empty target
+    assert MK.project_masks_on_boxes(gt[:0], props[:0], matched[:0], 14).shape == (0, 14, 14)
+
+
 def test_no_mutation():
     gt, props, matched, labels, logits = _mask_data()
     copies = [a.copy() for a in (gt, props, matched, labels, logits)]
