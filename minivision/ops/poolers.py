@@ -28,6 +28,7 @@ import numbers
 import struct
 
 from .._backend import device, namespace_of
+from .._validate import check_number
 from ._rois import as_rois, check_input
 from .boxes import box_area
 from .roi_align import roi_align
@@ -70,7 +71,7 @@ def level_mapper(
     boxes : list of arrays of shape (L_i, 4)
         xyxy boxes of every image, in image coordinates (concatenated in order).
     k_min, k_max : int
-        Levels of the finest and coarsest maps (2 and 5 for P2-P5).
+        Levels of the finest and coarsest maps (2 and 5 for P2-P5); ``k_min <= k_max``.
     canonical_scale, canonical_level : int
         The box size that maps to ``canonical_level`` (224 -> 4).
     eps : float
@@ -84,6 +85,10 @@ def level_mapper(
     """
     if not isinstance(boxes, (list, tuple)) or not boxes:
         raise TypeError("boxes must be a non-empty list of (L, 4) arrays, one per image")
+    k_min = check_number("k_min", k_min, integer=True)
+    k_max = check_number("k_max", k_max, integer=True)
+    if k_min > k_max:
+        raise ValueError(f"k_min must be <= k_max, got k_min={k_min} > k_max={k_max}")
     xp = namespace_of(**{f"boxes[{i}]": b for i, b in enumerate(boxes)})
     for i, b in enumerate(boxes):
         if b.ndim != 2 or b.shape[1] != 4:
@@ -113,7 +118,8 @@ def multiscale_roi_align(
     features : list of arrays of shape (N, C, H_l, W_l)
         The pyramid, finest first (torchvision takes them in the feature dict's order).
     boxes : list of arrays of shape (L_i, 4)
-        Boxes per image, in image coordinates, same dtype as the features.
+        Boxes per image, in image coordinates, same dtype as the features; at most one list
+        per image of the batch (``ValueError`` otherwise).
     image_sizes : list of (int, int)
         ``(height, width)`` of each image before batching/padding.
     output_size : int or (int, int)
@@ -149,12 +155,22 @@ def multiscale_roi_align(
             )
     if not isinstance(boxes, (list, tuple)):
         raise TypeError("boxes must be a list of (L, 4) arrays, one per image")
+    if len(boxes) > features[0].shape[0]:
+        raise ValueError(
+            f"boxes must have at most one list per image: got {len(boxes)} lists for a batch of "
+            f"{features[0].shape[0]} images (features[0] {tuple(features[0].shape)})"
+        )
     _, rois = as_rois(features[0], list(boxes))
     scales = [infer_scale(f.shape[-2:], image_sizes) for f in features]
     if len(features) == 1:
         return roi_align(features[0], rois, output_size, scales[0], sampling_ratio, False)
     k_min = int(-math.log2(scales[0]))
     k_max = int(-math.log2(scales[-1]))
+    if k_min > k_max:
+        raise ValueError(
+            f"features must be ordered finest first: features[0] has scale {scales[0]}, "
+            f"features[-1] {scales[-1]}"
+        )
     levels = level_mapper(list(boxes), k_min, k_max, canonical_scale, canonical_level)
     result = None
     for level, (feature, scale) in enumerate(zip(features, scales)):

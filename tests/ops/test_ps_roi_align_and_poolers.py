@@ -246,3 +246,29 @@ def test_multiscale_bad_input():
         mv.multiscale_roi_align(feats, BOXES[0], SIZES, 2, 2)
     with pytest.raises(TypeError, match="boxes must be a non-empty list"):
         mv.level_mapper([], 2, 5)
+
+
+def test_multiscale_more_box_lists_than_images():
+    feats = pyramid()
+    extra = list(BOXES) + [BOXES[0]] * (feats[0].shape[0] + 1 - len(BOXES))
+    before = [b.copy() for b in extra]
+    with pytest.raises(ValueError, match="boxes must have at most one list per image"):
+        mv.multiscale_roi_align(feats, extra, SIZES, 2, 2)
+    with pytest.raises(ValueError, match="boxes must have at most one list per image"):
+        mv.multiscale_roi_align(feats[:1], extra, SIZES, 2, 2)
+    with pytest.raises(ValueError, match="features must be ordered finest first"):
+        mv.multiscale_roi_align(feats[::-1], BOXES, SIZES, 2, 2)
+    for a, b in zip(extra, before):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_level_mapper_bad_levels():
+    boxes = [np.array([[0.0, 0.0, 50.0, 50.0]])]
+    with pytest.raises(ValueError, match="k_min must be <= k_max"):
+        mv.level_mapper(boxes, 5, 2)
+    with pytest.raises(TypeError, match="k_min"):
+        mv.level_mapper(boxes, 2.5, 5)
+    with pytest.raises(TypeError, match="k_max"):
+        mv.level_mapper(boxes, 2, "5")
+    # NumPy integers are integers; k_min == k_max is a one-level pyramid
+    assert_close(mv.level_mapper(boxes, np.int64(3), np.int32(3)), np.array([0]), check_dtype=False)
