@@ -1,7 +1,8 @@
 """IoU-family box losses, forward and backward: GIoU, DIoU and CIoU.
 
 :func:`generalized_box_iou_loss`, :func:`distance_box_iou_loss` and :func:`complete_box_iou_loss`
-mirror ``torchvision.ops`` (0.29.1): element-wise over paired ``(..., 4)`` xyxy boxes, torch's
+mirror ``torchvision.ops`` (0.29.1): element-wise over paired ``(..., 4)`` xyxy boxes (both of
+one shape: no broadcasting; torch raises on ``(5, 4)`` with ``(1, 5, 4)``), torch's
 reductions, and 0 (not NaN) for the mean of an empty input, as torchvision guards it. Each has a
 ``f_backward(boxes1, boxes2, ..., grad_output=None)`` returning dL/d(boxes1) by the chain rule
 through the intersection, the union and the enclosing box (:class:`IoUTerms`), with torch's
@@ -14,7 +15,7 @@ import math
 from typing import NamedTuple
 
 from .._backend import namespace_of
-from ._loss_core import check_reduction, reduce, upstream
+from ._loss_core import check_reduction, check_same_shape, reduce, upstream
 
 __all__ = [
     "generalized_box_iou_loss",
@@ -34,6 +35,7 @@ def _iou_loss_inputs(boxes1, boxes2, reduction):
             raise ValueError(f"{name} must have shape (..., 4), got {tuple(b.shape)}")
         if not (xp.isdtype(b.dtype, "real floating") or xp.isdtype(b.dtype, "integral")):
             raise TypeError(f"{name} must have a real numeric dtype, got {b.dtype}")
+    check_same_shape(boxes1, boxes2, "boxes1", "boxes2")  # paired boxes: no broadcasting
     check_reduction(reduction)
 
     def up(b):  # torchvision's _upcast_non_float: anything but float32/64 -> float32
@@ -42,7 +44,6 @@ def _iou_loss_inputs(boxes1, boxes2, reduction):
     b1, b2 = up(boxes1), up(boxes2)
     dtype = xp.result_type(b1, b2)
     b1, b2 = xp.astype(b1, dtype), xp.astype(b2, dtype)
-    b1, b2 = xp.broadcast_arrays(b1, b2)
     return xp, b1, b2
 
 

@@ -181,6 +181,21 @@ def test_bad_input():
         L.generalized_box_iou_loss(x, np.zeros((3, 5)))
 
 
+@pytest.mark.parametrize("name", IOU_LOSSES)
+def test_iou_losses_need_one_shape(name):
+    """Paired boxes of different shapes are refused (torchvision raises on (5, 4) vs (1, 5, 4))."""
+    a, b = PRED[:5], TARGET[None, :5]
+    with pytest.raises(IndexError):
+        getattr(tv, name)(T(a), T(b))
+    for f in (getattr(L, name), getattr(L, name + "_backward")):
+        with pytest.raises(ValueError, match=r"boxes2 must have the shape of boxes1 \(5, 4\)"):
+            f(a, b)
+        with pytest.raises(ValueError, match="boxes2 must have the shape of boxes1"):
+            f(a, TARGET[:1])
+        with pytest.raises(ValueError, match="boxes2 must have the shape of boxes1"):
+            f(b, a)
+
+
 def test_no_mutation():
     copies = [a.copy() for a in (PRED, TARGET)]
     for name in IOU_LOSSES:
