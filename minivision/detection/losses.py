@@ -12,7 +12,15 @@ import math
 from typing import NamedTuple
 
 from .._backend import namespace_of, scatter_add
-from ..nn._loss_core import as_0d, check_float, concat_parts, sigmoid, smooth_l1, smooth_l1_grad
+from ..nn._loss_core import (
+    as_0d,
+    check_float,
+    check_real,
+    concat_parts,
+    sigmoid,
+    smooth_l1,
+    smooth_l1_grad,
+)
 from ..nn.losses import (
     binary_cross_entropy_with_logits,
     smooth_l1_loss,
@@ -53,6 +61,8 @@ def _fastrcnn_inputs(class_logits, box_regression, labels, regression_targets):
         regression_targets=regression_targets,
     )
     check_float(xp, class_logits, "class_logits")
+    check_real(xp, box_regression, "box_regression")
+    check_real(xp, regression_targets, "regression_targets")
     if class_logits.ndim != 2:
         raise ValueError(f"class_logits must have shape (R, K+1), got {tuple(class_logits.shape)}")
     r, k1 = class_logits.shape
@@ -213,6 +223,12 @@ def _rpn_parts(objectness, pred_bbox_deltas, labels, regression_targets):
     regression_targets = concat_parts(xp, regression_targets, "regression_targets")
     namespace_of(objectness=objectness, labels=labels, regression_targets=regression_targets)
     check_float(xp, objectness, "objectness")
+    for name, arr in (
+        ("pred_bbox_deltas", pred_bbox_deltas),
+        ("labels", labels),
+        ("regression_targets", regression_targets),
+    ):
+        check_real(xp, arr, name)
     a = objectness.shape[0] if objectness.ndim else 0
     if objectness.ndim not in (1, 2) or (objectness.ndim == 2 and objectness.shape[1] != 1):
         raise ValueError(f"objectness must have shape (A,) or (A, 1), got {objectness.shape}")

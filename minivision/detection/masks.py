@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 
 from .._backend import namespace_of
-from ..nn._loss_core import as_0d, log_sigmoid, sigmoid
+from ..nn._loss_core import as_0d, check_float, check_real, log_sigmoid, sigmoid
 from ..ops import roi_align
 
 __all__ = [
@@ -81,6 +81,10 @@ def project_masks_on_boxes(gt_masks, boxes, matched_idxs, M: int):
 
 def _mask_parts(mask_logits, proposals, gt_masks, gt_labels, mask_matched_idxs):
     xp = namespace_of(mask_logits=mask_logits)
+    check_float(xp, mask_logits, "mask_logits")
+    for name, parts in (("proposals", proposals), ("gt_labels", gt_labels)):
+        for i, a in enumerate(parts):
+            check_real(xp, a, f"{name}[{i}]")
     if mask_logits.ndim != 4 or mask_logits.shape[2] != mask_logits.shape[3]:
         raise ValueError(
             f"mask_logits must have shape (P, K, M, M), got {tuple(mask_logits.shape)}"

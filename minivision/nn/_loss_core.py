@@ -21,6 +21,14 @@ def check_float(xp, x, name):
         raise TypeError(f"{name} must have a real floating-point dtype, got {x.dtype}")
 
 
+def check_real(xp, x, name):
+    """A real number array: floating or integer; complex and bool are ``TypeError`` (``None``: ok)."""
+    if x is None or not hasattr(x, "dtype"):
+        return
+    if not (xp.isdtype(x.dtype, "real floating") or xp.isdtype(x.dtype, "integral")):
+        raise TypeError(f"{name} must have a real floating-point or integer dtype, got {x.dtype}")
+
+
 def check_same_shape(a, b, name_a, name_b):
     if tuple(a.shape) != tuple(b.shape):
         raise ValueError(

@@ -17,6 +17,9 @@ Cross-entropy with every target ignored is NaN. These are the reference's choice
 them (lesson 08 explains why a training loop should never feed an empty batch rather than rely
 on either value).
 
+Every array argument must be real: a complex or bool array is a ``TypeError`` naming it (torch
+drops the imaginary part or raises an unrelated error); the predictions must be floating-point.
+
 All functions are device-pure: masks and ``where`` replace torch's boolean indexing, so no shape
 depends on the data.
 """
@@ -29,6 +32,7 @@ from .._backend import namespace_of
 from ._loss_core import (
     as_0d,
     check_float,
+    check_real,
     check_reduction,
     check_same_shape,
     log_sigmoid,
@@ -75,6 +79,7 @@ def smooth_l1_loss(input, target, reduction: str = "mean", beta: float = 1.0):
     """
     xp = namespace_of(input=input, target=target)
     check_float(xp, input, "input")
+    check_real(xp, target, "target")
     check_same_shape(input, target, "input", "target")
     check_reduction(reduction)
     if beta < 0:
@@ -88,6 +93,7 @@ def smooth_l1_loss_backward(
     """dL/d(input) of :func:`smooth_l1_loss`: ``z/beta`` inside, ``sign(z)`` outside, 0 at 0."""
     xp = namespace_of(input=input, target=target)
     check_float(xp, input, "input")
+    check_real(xp, target, "target")
     check_same_shape(input, target, "input", "target")
     check_reduction(reduction)
     if beta < 0:
@@ -119,6 +125,7 @@ def _ce_parts(input, target, weight, ignore_index, label_smoothing):
             f"target must be an integer array of shape ({n},), got {target.dtype} "
             f"{tuple(target.shape)}"
         )
+    check_real(xp, weight, "weight")
     if weight is not None and tuple(weight.shape) != (c,):
         raise ValueError(f"weight must have shape ({c},), got {tuple(weight.shape)}")
     if not 0.0 <= label_smoothing <= 1.0:
@@ -220,6 +227,8 @@ def cross_entropy_backward(
 def _bce_checks(input, target, weight, pos_weight, reduction):
     xp = namespace_of(input=input, target=target, weight=weight, pos_weight=pos_weight)
     check_float(xp, input, "input")
+    for name, a in (("target", target), ("weight", weight), ("pos_weight", pos_weight)):
+        check_real(xp, a, name)
     check_same_shape(input, target, "input", "target")
     check_reduction(reduction)
     return xp
@@ -273,6 +282,7 @@ def binary_cross_entropy_with_logits_backward(
 def _focal_checks(inputs, targets, alpha, reduction):
     xp = namespace_of(inputs=inputs, targets=targets)
     check_float(xp, inputs, "inputs")
+    check_real(xp, targets, "targets")
     check_same_shape(inputs, targets, "inputs", "targets")
     if not (0 <= alpha <= 1) and alpha != -1:
         raise ValueError(f"alpha must be in [0, 1] or -1 (no weighting), got {alpha}")

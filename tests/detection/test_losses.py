@@ -170,6 +170,31 @@ def test_bad_input():
         L.rpn_loss(np.zeros(3), np.zeros((2, 4)), np.zeros(3), np.zeros((3, 4)))
 
 
+@pytest.mark.parametrize("kind", ["complex", "bool"])
+def test_losses_refuse_complex_and_bool(kind):
+    def bad(a):
+        return a.astype(complex) + 1j if kind == "complex" else a.astype(bool)
+
+    logits, reg, labels, targets = _fastrcnn_data(r=4)
+    for f in (L.fastrcnn_loss, L.fastrcnn_loss_backward, L.fastrcnn_loss_and_grad):
+        with pytest.raises(TypeError, match="^class_logits must have a real"):
+            f(bad(logits), reg, labels, targets)
+        with pytest.raises(TypeError, match="^box_regression must have a real"):
+            f(logits, bad(reg), labels, targets)
+        with pytest.raises(TypeError, match="^regression_targets must have a real"):
+            f(logits, reg, labels, bad(targets))
+    obj, deltas, lab, tg = np.zeros(4), np.zeros((4, 4)), np.array([1.0, 0, -1, 1]), np.ones((4, 4))
+    for f in (L.rpn_loss, L.rpn_loss_backward):
+        with pytest.raises(TypeError, match="^objectness must have a real"):
+            f(bad(obj), deltas, lab, tg)
+        with pytest.raises(TypeError, match="^pred_bbox_deltas must have a real"):
+            f(obj, bad(deltas), lab, tg)
+        with pytest.raises(TypeError, match="^labels must have a real"):
+            f(obj, deltas, bad(lab), tg)
+        with pytest.raises(TypeError, match="^regression_targets must have a real"):
+            f(obj, deltas, lab, [bad(tg)])
+
+
 def test_no_mutation():
     logits, reg, labels, targets = _fastrcnn_data()
     copies = [a.copy() for a in (logits, reg, labels, targets)]

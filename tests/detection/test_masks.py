@@ -263,6 +263,26 @@ def test_mask_bad_lengths_and_empty_gt():
     assert MK.project_masks_on_boxes(gt[:0], props[:0], matched[:0], 14).shape == (0, 14, 14)
 
 
+@pytest.mark.parametrize("kind", ["complex", "bool"])
+def test_maskrcnn_loss_refuses_complex_and_bool(kind):
+    def bad(a):
+        return a.astype(complex) + 1j if kind == "complex" else a.astype(bool)
+
+    gt, props, matched, labels, logits = _mask_data()
+    for f in (MK.maskrcnn_loss, MK.maskrcnn_loss_backward):
+        with pytest.raises(TypeError, match="^mask_logits must have a real"):
+            f(bad(logits), [props], [gt], [labels], [matched])
+        with pytest.raises(TypeError, match=r"^proposals\[0\] must have a real"):
+            f(logits, [bad(props)], [gt], [labels], [matched])
+        with pytest.raises(TypeError, match=r"^gt_labels\[0\] must have a real"):
+            f(logits, [props], [gt], [bad(labels)], [matched])
+        with pytest.raises(TypeError, match="matched_idxs"):
+            f(logits, [props], [gt], [labels], [bad(matched)])
+    # bool ground-truth masks are the usual kind: accepted
+    ref = MK.maskrcnn_loss(logits, [props], [gt], [labels], [matched])
+    assert float(MK.maskrcnn_loss(logits, [props], [gt.astype(bool)], [labels], [matched])) == ref
+
+
 def test_no_mutation():
     gt, props, matched, labels, logits = _mask_data()
     copies = [a.copy() for a in (gt, props, matched, labels, logits)]

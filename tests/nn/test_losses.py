@@ -292,6 +292,40 @@ def test_bad_input():
         L.cross_entropy(x, np.zeros(3, int), label_smoothing=1.5)
 
 
+def _real_arg_calls(bad):
+    """(argument name, call) for every array argument of every loss, ``bad`` in its place."""
+    x, t, ti = np.zeros((3, 4)), np.ones((3, 4)), np.zeros(3, int)
+    out = []
+    for f in ("smooth_l1_loss", "l1_loss", "binary_cross_entropy_with_logits"):
+        for g in (getattr(L, f), getattr(L, f + "_backward")):
+            out.append(("input", lambda g=g: g(bad((3, 4)), t)))
+            out.append(("target", lambda g=g: g(x, bad((3, 4)))))
+    for g in (L.binary_cross_entropy_with_logits, L.binary_cross_entropy_with_logits_backward):
+        out.append(("weight", lambda g=g: g(x, t, bad((3, 4)))))
+        out.append(("pos_weight", lambda g=g: g(x, t, None, "mean", bad((4,)))))
+    for g in (L.sigmoid_focal_loss, L.sigmoid_focal_loss_backward):
+        out.append(("inputs", lambda g=g: g(bad((3, 4)), t)))
+        out.append(("targets", lambda g=g: g(x, bad((3, 4)))))
+    for g in (L.cross_entropy, L.cross_entropy_backward):
+        out.append(("input", lambda g=g: g(bad((3, 4)), ti)))
+        out.append(("weight", lambda g=g: g(x, ti, bad((4,)))))
+    return out
+
+
+@pytest.mark.parametrize("kind", ["complex", "bool"])
+def test_losses_refuse_complex_and_bool(kind):
+    """As the box functions do: torch drops the imaginary part or fails with its own message."""
+
+    def bad(shape):
+        return np.zeros(shape, complex) + 1j if kind == "complex" else np.ones(shape, bool)
+
+    for name, call in _real_arg_calls(bad):
+        with pytest.raises(TypeError, match=f"^{name} must have a real"):
+            call()
+    with pytest.raises(ValueError, match="target must be an integer array"):
+        L.cross_entropy(np.zeros((3, 4)), bad((3,)))
+
+
 @given(
     n=st.integers(0, 6),
     c=st.integers(1, 5),
