@@ -98,7 +98,9 @@ def top_k(x, k: int):
     """Indices of the ``k`` largest values of a 1-D array, largest first.
 
     Equal values: the lower index first (a stable order), so the result is fully determined.
-    NaN counts as ``+inf`` (it ranks first, tied with any ``+inf`` by index).
+    NaN counts as ``+inf`` (it ranks first, tied with any ``+inf`` by index). Integer scores
+    (signed or unsigned, extremes included) are ranked exactly, as ``torch.topk`` ranks them;
+    bool and complex scores are a ``TypeError``.
 
     Notes
     -----
@@ -114,6 +116,12 @@ def top_k(x, k: int):
         raise ValueError(f"x must be 1-D, got shape {tuple(x.shape)}")
     if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 0 <= k <= x.shape[0]:
         raise ValueError(f"k must be an integer in [0, {x.shape[0]}], got {k!r}")
+    if xp.isdtype(x.dtype, "integral"):
+        # ~x = -x - 1 reverses the order without overflow (-x does not exist for the most
+        # negative signed value, and wraps for unsigned ones); integers have no NaN
+        return smallest_k(xp, xp.bitwise_invert(x), k)
+    if not xp.isdtype(x.dtype, "real floating"):
+        raise TypeError(f"x must have a real floating-point or integer dtype, got {x.dtype}")
     key = xp.where(xp.isnan(x), xp.asarray(-xp.inf, dtype=x.dtype, device=device(x)), -x)
     return smallest_k(xp, key, k)
 

@@ -430,3 +430,31 @@ def test_inputs_are_not_mutated():
         np.testing.assert_array_equal(before, now)
     np.testing.assert_array_equal(copies[1], obj)
     np.testing.assert_array_equal(copies[2], deltas)
+
+
+@pytest.mark.parametrize("dtype", ["int8", "int16", "int32", "int64", "uint8"])
+def test_top_k_integer_scores(be, no_sync, dtype):
+    """Integer scores (extremes included) rank as torch.topk ranks them: no overflow."""
+    info = np.iinfo(dtype)
+    rng = np.random.default_rng(9)
+    x = rng.integers(info.min, info.max, 40, dtype=dtype, endpoint=True)
+    x[[3, 17]] = info.min, info.max
+    x[[5, 6]] = x[8]  # a tie: lower index first
+    before = x.copy()
+    for k in (0, 1, 7, 40):
+        got = to_numpy(top_k(be.asarray(x, dtype), k))
+        values, _ = torch.from_numpy(x).topk(k)
+        np.testing.assert_array_equal(x[got], values.numpy())  # the same selection, in order
+        np.testing.assert_array_equal(got, np.argsort(-x.astype(np.float64), kind="stable")[:k])
+    np.testing.assert_array_equal(x, before)
+    perm = rng.permutation(100).astype(dtype)  # no ties: the very indices torch picks
+    np.testing.assert_array_equal(
+        to_numpy(top_k(be.asarray(perm, dtype), 10)), torch.from_numpy(perm).topk(10)[1].numpy()
+    )
+
+
+def test_top_k_refuses_bool_and_complex():
+    with pytest.raises(TypeError, match="^x must have a real"):
+        top_k(np.ones(4, bool), 2)
+    with pytest.raises(TypeError, match="^x must have a real"):
+        top_k(np.ones(4, complex), 2)
