@@ -61,7 +61,8 @@ class BoxCoder:
     Parameters
     ----------
     weights : (float, float, float, float)
-        ``(w_x, w_y, w_w, w_h)``; (1, 1, 1, 1) in the RPN, (10, 10, 5, 5) in Fast R-CNN.
+        ``(w_x, w_y, w_w, w_h)``; (1, 1, 1, 1) in the RPN, (10, 10, 5, 5) in Fast R-CNN. Each
+        must be positive and finite (``ValueError``): decoding divides by them.
     bbox_xform_clip : float
         Upper clamp of the decoded ``t_w / w_w`` and ``t_h / w_h`` (default ``log(1000 / 16)``).
         There is no lower clamp: a very negative ``t_w`` gives a width near 0.
@@ -83,6 +84,9 @@ class BoxCoder:
             or not all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in weights)
         ):
             raise ValueError(f"weights must be four numbers (wx, wy, ww, wh), got {weights!r}")
+        if not all(0 < float(v) < math.inf for v in weights):
+            # decoding divides by the weights: 0 gives inf, a negative weight flips the deltas
+            raise ValueError(f"weights must be four positive finite numbers, got {weights!r}")
         if isinstance(bbox_xform_clip, bool) or not isinstance(bbox_xform_clip, numbers.Real):
             raise TypeError(
                 f"bbox_xform_clip must be a number, got {type(bbox_xform_clip).__name__}"

@@ -349,3 +349,20 @@ def test_inputs_are_not_mutated():
     coder.decode_backward(grad, codes, anchors)
     for before, now in zip(copies, (gt, anchors, codes, grad)):
         np.testing.assert_array_equal(before, now)
+
+
+@pytest.mark.parametrize(
+    "weights", [(0, 0, 0, 0), (1, 1, 0, 1), (10, -10, 5, 5), (1, 1, 1, math.nan), (1, math.inf, 1, 1)]
+)
+def test_weights_must_be_positive(weights):
+    """Decoding divides by the weights: 0 decodes to inf, a negative weight flips the deltas."""
+    with pytest.raises(ValueError, match="weights must be four positive finite numbers"):
+        BoxCoder(weights)
+
+
+def test_numpy_scalar_weights_accepted():
+    w = tuple(np.float32(v) for v in (10, 10, 5, 5))
+    codes, anchors = np.zeros((2, 4)), np.array([[0.0, 0, 10, 10], [5, 5, 20, 30]])
+    np.testing.assert_array_equal(
+        BoxCoder(w).decode(codes, anchors), BoxCoder((10, 10, 5, 5)).decode(codes, anchors)
+    )
