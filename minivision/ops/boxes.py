@@ -19,6 +19,8 @@ result dtype and edge cases. All are device-pure (no host synchronisation) excep
 from __future__ import annotations
 
 import math
+import numbers
+import operator
 
 from .._backend import device, is_numpy, namespace_of
 from .._validate import check_boxes, check_fmt, check_image_size
@@ -425,8 +427,10 @@ def remove_small_boxes(boxes, min_size: float):
     check_boxes(xp, boxes, min_ndim=2, shape_text="(N, 4)")
     if boxes.ndim != 2:
         raise ValueError(f"boxes must have shape (N, 4), got {tuple(boxes.shape)}")
-    if isinstance(min_size, bool) or not isinstance(min_size, (int, float)):
+    if isinstance(min_size, bool) or not isinstance(min_size, numbers.Real):
         raise TypeError(f"min_size must be a number, got {type(min_size).__name__}")
+    # a NumPy scalar becomes the Python number it holds (an integer stays an integer)
+    min_size = operator.index(min_size) if isinstance(min_size, numbers.Integral) else float(min_size)
     ws, hs = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
     if isinstance(min_size, float) and not xp.isdtype(boxes.dtype, "real floating"):
         ws, hs = _float(xp, ws), _float(xp, hs)  # torch compares int sides to a float in float32

@@ -28,6 +28,7 @@ Backend kind: host island. One ``to_numpy`` of the image, the grouping in NumPy
 
 from __future__ import annotations
 
+import numbers
 import operator
 
 from .._backend import array_namespace, from_numpy, to_numpy
@@ -75,8 +76,9 @@ def _ks(scale, default):
     values = scale if isinstance(scale, (tuple, list)) else (scale,)
     out = []
     for v in values:
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
+        if isinstance(v, bool) or not isinstance(v, numbers.Real):
             raise TypeError(f"scale must be a number or a sequence of numbers, got {scale!r}")
+        v = int(v) if isinstance(v, numbers.Integral) else float(v)  # NumPy scalars too
         if not v > 0:
             raise ValueError(f"scale must be > 0, got {v}")
         out.append(v)
@@ -153,7 +155,7 @@ def selective_search(
     if not strategies:
         raise ValueError("strategies must not be empty")
     ks = _ks(scale, default_ks)
-    if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not sigma >= 0:
+    if isinstance(sigma, bool) or not isinstance(sigma, numbers.Real) or not sigma >= 0:
         raise ValueError(f"sigma must be a real number >= 0, got {sigma!r}")
     if min_size is not None:
         if isinstance(min_size, bool):
@@ -164,12 +166,13 @@ def selective_search(
             raise TypeError(f"min_size must be an int or None, got {min_size!r}") from None
         if min_size < 0:
             raise ValueError(f"min_size must be >= 0, got {min_size}")
-    if isinstance(seed, bool) or not isinstance(seed, int):
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
         raise TypeError(f"seed must be an int, got {seed!r}")
-    if workers is not None and (
-        isinstance(workers, bool) or not isinstance(workers, int) or workers < 1
-    ):
-        raise ValueError(f"workers must be a positive int or None, got {workers!r}")
+    seed = operator.index(seed)
+    if workers is not None:
+        if isinstance(workers, bool) or not isinstance(workers, numbers.Integral) or workers < 1:
+            raise ValueError(f"workers must be a positive int or None, got {workers!r}")
+        workers = operator.index(workers)  # a NumPy integer becomes a Python int
     rgb = _rgb_host(image)
     boxes = proposals_host(rgb, spaces, ks, strategies, float(sigma), min_size, seed, workers)
     return from_numpy(boxes, like=image)

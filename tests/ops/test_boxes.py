@@ -321,6 +321,19 @@ def test_remove_small_boxes_matches_torchvision(be, min_size):
     assert_close(out, ref, what="kept indices", check_dtype=False)
 
 
+@pytest.mark.parametrize("min_size", [np.float32(1.0), np.float64(10.0), np.int64(5), np.int32(11)])
+def test_remove_small_boxes_numpy_scalar_threshold(be, min_size):
+    """A NumPy scalar is the number it holds (torchvision accepts it too)."""
+    host = EDGE.astype(be.np_float)
+    out = mv.remove_small_boxes(be.asarray(host), min_size)
+    plain = mv.remove_small_boxes(be.asarray(host), min_size.item())
+    assert_close(out, to_numpy(plain), what="kept indices")
+    ref = tv.remove_small_boxes(torch_of(host), min_size.item()).numpy()
+    assert_close(out, ref, what="kept indices", check_dtype=False)
+    with pytest.raises(TypeError, match="min_size must be a number"):
+        mv.remove_small_boxes(be.asarray(host), "1")
+
+
 def test_remove_small_boxes_keeps_the_boundary(be):
     host = np.array([[0, 0, 5, 5], [0, 0, 4.999, 5], [0, 0, 5, 6]], dtype=be.np_float)
     assert to_numpy(mv.remove_small_boxes(be.asarray(host), 5.0)).tolist() == [0, 2]

@@ -379,6 +379,26 @@ def test_bad_input(kwargs, exc, match):
     np.testing.assert_array_equal(image, before)
 
 
+def test_numpy_scalars_as_parameters():
+    """NumPy numbers are accepted wherever a Python number is (operator.index / numbers.Real)."""
+    image = np.random.default_rng(1).integers(0, 255, (12, 14, 3), dtype=np.uint8)
+    plain = selective_search(image, "single", scale=50, sigma=0.8, min_size=4, seed=2, workers=1)
+    numpy_args = selective_search(
+        image,
+        "single",
+        scale=np.int64(50),
+        sigma=np.float64(0.8),
+        min_size=np.int32(4),
+        seed=np.int64(2),
+        workers=np.int64(1),
+    )
+    np.testing.assert_array_equal(numpy_args, plain)
+    with pytest.raises(ValueError, match="workers"):
+        selective_search(image, "single", workers=np.int64(0))
+    with pytest.raises(ValueError, match="workers"):
+        selective_search(image, "single", workers=np.float64(1.0))
+
+
 def test_input_not_mutated(crop):
     before = crop.copy()
     selective_search(crop, "single")
