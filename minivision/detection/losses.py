@@ -61,7 +61,7 @@ def _fastrcnn_inputs(class_logits, box_regression, labels, regression_targets):
         regression_targets=regression_targets,
     )
     check_float(xp, class_logits, "class_logits")
-    check_real(xp, box_regression, "box_regression")
+    check_float(xp, box_regression, "box_regression")  # a prediction: ints have no gradient
     check_real(xp, regression_targets, "regression_targets")
     if class_logits.ndim != 2:
         raise ValueError(f"class_logits must have shape (R, K+1), got {tuple(class_logits.shape)}")
@@ -151,7 +151,9 @@ def fastrcnn_loss(class_logits, box_regression, labels, regression_targets):
 
     Parameters
     ----------
-    class_logits : (R, K+1) float.  box_regression : (R, 4(K+1)) float.
+    class_logits : (R, K+1) float.  box_regression : (R, 4(K+1)) float: an integer array is a
+        ``TypeError`` (torchvision computes the loss of the integer values; a prediction that
+        is differentiated must be floating-point, and the targets would be cast to its dtype).
     labels : (R,) int in [0, K], or a list of per-image arrays (concatenated, as torchvision
         does). A label of -100 (torch's ``ignore_index``) leaves the proposal out of the
         classification loss, as in torchvision; other values outside [0, K] cannot be checked

@@ -195,6 +195,17 @@ def test_losses_refuse_complex_and_bool(kind):
             f(obj, deltas, lab, [bad(tg)])
 
 
+def test_fastrcnn_integer_box_regression_is_refused():
+    """torchvision computes the loss of integer predictions; we refuse them (no gradient)."""
+    logits, reg, labels, targets = _fastrcnn_data(r=4)
+    reg_int = np.round(reg * 10).astype(np.int64)
+    before = reg_int.copy()
+    for f in (L.fastrcnn_loss, L.fastrcnn_loss_backward, L.fastrcnn_loss_and_grad):
+        with pytest.raises(TypeError, match="^box_regression must have a real floating-point"):
+            f(logits, reg_int, labels, targets)
+    np.testing.assert_array_equal(reg_int, before)
+
+
 def test_no_mutation():
     logits, reg, labels, targets = _fastrcnn_data()
     copies = [a.copy() for a in (logits, reg, labels, targets)]
