@@ -36,6 +36,7 @@ __all__ = [
     "scatter_add",
     "csr_matmul",
     "stable_argsort",
+    "run_starts",
     "namespace_of",
     "is_floating",
     "is_numpy",
@@ -330,3 +331,15 @@ def smallest_k(xp, key, k: int):
         order = xp.argsort(key[candidates], stable=True)[:k]
         return xp.astype(candidates[order], xp.int64)
     return xp.astype(xp.argsort(key, stable=True)[:k], xp.int64)
+
+
+def run_starts(sorted_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(start index of each run of equal values, run id of every element) of a sorted 1-D
+    host array: ``[3, 3, 5, 7, 7]`` -> ``([0, 2, 3], [0, 0, 1, 2, 2])``."""
+    n = len(sorted_keys)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    new = np.empty(n, dtype=bool)
+    new[0] = True
+    np.not_equal(sorted_keys[1:], sorted_keys[:-1], out=new[1:])
+    return np.flatnonzero(new), np.cumsum(new) - 1

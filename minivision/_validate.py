@@ -16,6 +16,7 @@ __all__ = [
     "check_number",
     "check_ints",
     "check_image_size",
+    "check_grad_output",
 ]
 
 BOX_FORMATS = ("xyxy", "xywh", "cxcywh")
@@ -99,3 +100,17 @@ def check_ints(name: str, value, length: int, *, minimum: int = 0, text: str = "
 def check_image_size(name: str, value) -> tuple[int, int]:
     """An image size ``(height, width)``: two non-negative integers."""
     return check_ints(name, value, 2, text="(height, width)")
+
+
+def check_grad_output(grad_output, expected_shape, input) -> None:
+    """A backward's ``grad_output``: the forward output's shape and the input's dtype."""
+    expected_shape = tuple(expected_shape)
+    if tuple(grad_output.shape) != expected_shape:
+        raise ValueError(
+            f"grad_output must have the forward output's shape {expected_shape}, "
+            f"got {tuple(grad_output.shape)}"
+        )
+    if grad_output.dtype != input.dtype:
+        raise TypeError(
+            f"grad_output and input must have one dtype, got {grad_output.dtype} and {input.dtype}"
+        )

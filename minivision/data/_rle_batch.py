@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._backend import run_starts
+
 
 @dataclass
 class Intervals:
@@ -133,16 +135,6 @@ def strings_to_counts(strings):
     out[heads] = x[heads]
     out &= 0xFFFFFFFF
     return out, offsets
-
-
-def _runs(sorted_keys):
-    n = len(sorted_keys)
-    if n == 0:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    new = np.empty(n, dtype=bool)
-    new[0] = True
-    np.not_equal(sorted_keys[1:], sorted_keys[:-1], out=new[1:])
-    return np.flatnonzero(new), np.cumsum(new) - 1
 
 
 # --- masks and runs (rleEncode, rleArea, rleToBbox) ----------------------------------------
@@ -281,10 +273,10 @@ def union_intervals(starts, ends, group, n_groups, need=None):
     pos, delta, g = pos[order], delta[order], g[order]
     # All events at one pixel of one group act together; every group's events sum to 0, so a
     # running sum over all groups is each group's own coverage.
-    first, _ = _runs(g * (int(pos.max(initial=0)) + 1) + pos)
+    first, _ = run_starts(g * (int(pos.max(initial=0)) + 1) + pos)
     cov = np.cumsum(np.add.reduceat(delta, first) if len(first) else delta)
     upos, ug = pos[first], g[first]
-    gstart, _ = _runs(ug)
+    gstart, _ = run_starts(ug)
     thr = np.ones(n_groups, dtype=np.int64) if need is None else np.asarray(need, dtype=np.int64)
     inside = cov >= thr[ug]
     was = np.zeros(len(inside), dtype=bool)

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._backend import run_starts
+
 
 @dataclass
 class Matching:
@@ -37,18 +39,6 @@ class Matching:
     tp: np.ndarray  # (A, T, C) bool, for the candidates only (all others: never TP)
     fp: np.ndarray  # (A, T, C) bool, for the candidates only (all others: base_fp)
     npig: np.ndarray  # (K, A) non-ignored ground truths per category and area range
-
-
-def _segments(sorted_keys):
-    """Start index of each run of equal values and the run id of every element."""
-    n = len(sorted_keys)
-    if n == 0:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    new = np.empty(n, dtype=bool)
-    new[0] = True
-    np.not_equal(sorted_keys[1:], sorted_keys[:-1], out=new[1:])
-    starts = np.flatnonzero(new)
-    return starts, np.cumsum(new) - 1
 
 
 def match(gt, dt, pair_iou, iou_thrs, area_rngs, max_det, use_cats, ignore_flag, zero_id_quirk):
@@ -67,7 +57,7 @@ def match(gt, dt, pair_iou, iou_thrs, area_rngs, max_det, use_cats, ignore_flag,
     d_group = dt.image * K + (dt.category if use_cats else 0)
     d_tie = np.arange(nd) if use_cats else dt.category * nd + np.arange(nd)
     d_order = np.lexsort((d_tie, -dt.score, d_group))
-    d_starts, d_seg = _segments(d_group[d_order])
+    d_starts, d_seg = run_starts(d_group[d_order])
     rank = np.arange(nd) - d_starts[d_seg] if nd else np.zeros(0, dtype=np.int64)
     keep = rank < max_det  # computeIoU keeps the top maxDets[-1] per group
     d_order, rank = d_order[keep], rank[keep]
@@ -102,7 +92,7 @@ def match(gt, dt, pair_iou, iou_thrs, area_rngs, max_det, use_cats, ignore_flag,
     row_of[cand_d] = np.arange(len(cand_d))
     match_c = np.full((len(cand_d), A, T), -1, dtype=np.int32)
     if len(pair_d):
-        c_starts, c_seg = _segments(d_group[d_order[cand_d]])
+        c_starts, c_seg = run_starts(d_group[d_order[cand_d]])
         step_of_d = np.zeros(n, dtype=np.int64)
         step_of_d[cand_d] = np.arange(len(cand_d)) - c_starts[c_seg]
         by_step = np.argsort(step_of_d[pair_d], kind="stable")
@@ -113,7 +103,7 @@ def match(gt, dt, pair_iou, iou_thrs, area_rngs, max_det, use_cats, ignore_flag,
         for s in range(len(step_starts) - 1):
             a, b = step_starts[s], step_starts[s + 1]
             pd, pg, pi = pair_d[a:b], pair_g[a:b], iou[a:b]
-            seg_starts, seg = _segments(pd)
+            seg_starts, seg = run_starts(pd)
             over = pi[:, None] >= thr  # (P, T)
             cand = over[:, None, :] & (~taken[pg] | crowd[pg, None, None])  # (P, A, T)
             ign = g_ign[pg][:, :, None]  # (P, A, 1)

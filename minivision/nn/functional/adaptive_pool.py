@@ -14,6 +14,7 @@ band-averaging matrices. **Device-pure.**
 from __future__ import annotations
 
 from ..._backend import device, namespace_of
+from ..._validate import check_grad_output
 
 __all__ = ["adaptive_avg_pool2d", "adaptive_avg_pool2d_backward"]
 
@@ -107,15 +108,7 @@ def adaptive_avg_pool2d_backward(grad_output, input, output_size):
     h, w = input.shape[-2:]
     ho, wo = _out_size((h, w), output_size)
     expected = (*input.shape[:-2], ho, wo)
-    if tuple(grad_output.shape) != expected:
-        raise ValueError(
-            f"grad_output must have the forward output's shape {expected}, "
-            f"got {tuple(grad_output.shape)}"
-        )
-    if grad_output.dtype != input.dtype:
-        raise TypeError(
-            f"grad_output and input must have one dtype, got {grad_output.dtype} and {input.dtype}"
-        )
+    check_grad_output(grad_output, expected, input)
     acc = input.dtype if input.dtype == xp.float64 else xp.float32
     dev = device(input)
     ph = _matrix(xp, dev, acc, h, ho)  # (Ho, H)

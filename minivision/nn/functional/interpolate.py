@@ -35,6 +35,7 @@ import numbers
 from typing import NamedTuple
 
 from ..._backend import device, namespace_of
+from ..._validate import check_grad_output
 
 __all__ = ["interpolate", "interpolate_backward"]
 
@@ -223,15 +224,7 @@ def interpolate_backward(
         xp, input, size, scale_factor, mode, align_corners, recompute_scale_factor
     )
     n, c, h, w = input.shape
-    if tuple(grad_output.shape) != (n, c, *out):
-        raise ValueError(
-            f"grad_output must have the forward output's shape {(n, c, *out)}, "
-            f"got {tuple(grad_output.shape)}"
-        )
-    if grad_output.dtype != input.dtype:
-        raise TypeError(
-            f"grad_output and input must have one dtype, got {grad_output.dtype} and {input.dtype}"
-        )
+    check_grad_output(grad_output, (n, c, *out), input)
     acc = input.dtype if input.dtype == xp.float64 else xp.float32
     mh = _matrix(xp, ah, h, acc)  # (Ho, H)
     mw = _matrix(xp, aw, w, acc)  # (Wo, W)

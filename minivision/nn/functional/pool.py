@@ -22,6 +22,7 @@ from __future__ import annotations
 import operator
 
 from ..._backend import device, namespace_of
+from ..._validate import check_grad_output
 from ._window import batched, fold, out_size, pad, pair, unbatch, window
 
 __all__ = ["max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward"]
@@ -211,17 +212,9 @@ def max_pool2d_backward(
 def _check_grad(xp, grad_output, x, grid, unbatched):
     expected = (*x.shape[:2], *grid)
     expected = expected[1:] if unbatched else expected
-    if tuple(grad_output.shape) != expected:
-        raise ValueError(
-            f"grad_output must have the forward output's shape {expected}, "
-            f"got {tuple(grad_output.shape)}"
-        )
     if not xp.isdtype(x.dtype, "real floating"):
         raise TypeError(f"gradients need a real floating-point input, got {x.dtype}")
-    if grad_output.dtype != x.dtype:
-        raise TypeError(
-            f"grad_output and input must have one dtype, got {grad_output.dtype} and {x.dtype}"
-        )
+    check_grad_output(grad_output, expected, x)
 
 
 # ----------------------------------------------------------------------------- average
