@@ -26,7 +26,9 @@ def _notebook(path, *cells):
 
 
 def _links(page: Path) -> list[str]:
-    return re.findall(r'href="([^"]+)"', page.read_text())
+    """The page's links and image sources, less anchors and embedded images."""
+    targets = re.findall(r"""(?:href|src)=["']([^"'#]+)""", page.read_text())
+    return [t for t in targets if not t.startswith(("data:", "http:", "https:"))]
 
 
 def test_a_page_holds_every_figure_and_output(tmp_path):
@@ -47,17 +49,24 @@ def test_a_page_holds_every_figure_and_output(tmp_path):
     assert "<h1>Lesson 99 — A tiny lesson</h1>" in text
     assert "<strong>bold</strong>" in text and "<code>code</code>" in text and "<td>2</td>" in text
     assert 'class="error"' not in text and "Traceback" not in text
-    index = tmp_path / "site" / "index.html"
-    assert '<a href="99_tiny.html">Lesson 99 — A tiny lesson</a>' in index.read_text()
-    for page_ in (index, page):  # every link between the pages resolves
-        for href in _links(page_):
-            assert (page_.parent / href).is_file(), href
+    site = tmp_path / "site"
+    index = (site / "index.html").read_text()
+    assert '<a href="99_tiny.html">Lesson 99 — A tiny lesson</a>' in index
+    assert '<a href="tour/index.html">' in index and '<a href="api.html">' in index
+    api = (site / "api.html").read_text()
+    assert '<h3 id="minivision.ops.box_iou"><code>box_iou(' in api
+    assert "Traceback" not in api
+    pages = [site / "index.html", page, site / "api.html", site / "tour" / "index.html"]
+    for page_ in pages:  # every link and image between the pages resolves
+        for target in _links(page_):
+            assert (page_.parent / target).is_file(), f"{page_.name}: {target}"
+    assert len(_links(site / "tour" / "index.html")) >= 5  # the tour's figures
 
 
 def test_a_cell_that_raises_stops_the_build(tmp_path):
     nb = _notebook(tmp_path / "98_broken.ipynb", "print('fine')", "1 / 0")
     with pytest.raises(RuntimeError, match="98_broken.ipynb stopped with an error"):
-        build_site.build([nb], tmp_path / "site")
+        build_site.build([nb], tmp_path / "site", tour=False)
     assert not (tmp_path / "site" / "98_broken.html").exists()
 
 
@@ -67,7 +76,7 @@ def test_a_lesson_notebook_renders_with_its_figures(tmp_path):
     shows = sum(
         c.source.count("plt.show()") for c in nbformat.read(path, 4).cells if c.cell_type == "code"
     )
-    (page,) = build_site.build([path], tmp_path / "site")
+    (page,) = build_site.build([path], tmp_path / "site", tour=False)
     text = page.read_text()
     assert shows > 0 and text.count('<img class="figure"') == shows
     assert 'class="error"' not in text and "Traceback" not in text

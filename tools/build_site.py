@@ -7,7 +7,9 @@ nbconvert and nbmake use), in ``notebooks/`` so that its relative paths work. A 
 stops the build with the notebook's name: a page is never written with an error in it. The page
 holds the markdown, the code and every output; figures are embedded as PNG ``data:`` URIs, so a
 page is one self-contained file that opens offline. ``index.html`` lists the lessons in the order
-of ``lessons/README.md``'s syllabus, with their prerequisites.
+of ``lessons/README.md``'s syllabus, with their prerequisites, and links two more pages: the
+report of ``minivision tour`` (``tour/index.html``, the whole pipeline on one photograph) and
+``api.html``, every public name of the package with its signature and docstring.
 
 Why a small renderer here instead of nbconvert's HTML exporter: the course's environment has
 ``nbclient`` and ``nbformat`` (they come with nbmake and with JupyterLab) but not nbconvert's
@@ -21,6 +23,7 @@ import argparse
 import base64
 import html
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -205,8 +208,67 @@ def syllabus_prerequisites(text: str) -> dict[str, str]:
     return out
 
 
-def build(notebooks: list[Path], out: Path) -> list[Path]:
-    """Execute ``notebooks`` and write their pages and ``index.html`` into ``out``."""
+# the packages whose ``__all__`` the API page documents, in the order of the pipeline
+API_PACKAGES = (
+    "minivision.ops",
+    "minivision.nn",
+    "minivision.nn.functional",
+    "minivision.proposals",
+    "minivision.data",
+    "minivision.eval",
+    "minivision.detection",
+    "minivision.training",
+)
+
+
+def api_page() -> str:
+    """Every name in the ``__all__`` of :data:`API_PACKAGES`: its signature and its docstring."""
+    import importlib
+    import inspect
+
+    toc, parts = [], []
+    for package in API_PACKAGES:
+        module = importlib.import_module(package)
+        summary = (inspect.getdoc(module) or "").split("\n\n")[0].replace("``", "`")
+        toc.append(f'<li><a href="#{package}">{package}</a> — {_inline(summary)}</li>')
+        parts.append(f'<h2 id="{package}">{package}</h2>\n<p>{_inline(summary)}</p>')
+        for name in module.__all__:
+            obj = getattr(module, name)
+            try:
+                signature = str(inspect.signature(obj))
+            except (TypeError, ValueError):
+                signature = ""
+            doc = inspect.getdoc(obj) or "(no docstring)"
+            anchor = f"{package}.{name}"
+            parts.append(
+                f'<h3 id="{anchor}"><code>{html.escape(name + signature)}</code></h3>\n'
+                f'<pre class="doc">{html.escape(doc)}</pre>'
+            )
+    body = (
+        '<nav><a href="index.html">← all lessons</a></nav>\n<h1>minivision API</h1>\n'
+        "<p>The public names of each package (its <code>__all__</code>), with their signatures and "
+        "docstrings. The top-level package <code>minivision</code> re-exports the operators and "
+        "losses under the same names.</p>\n<ul>" + "".join(toc) + "</ul>\n" + "\n".join(parts)
+    )
+    return _page("minivision API", body)
+
+
+def write_tour(out: Path) -> Path:
+    """``minivision tour`` into ``out/tour`` (its figures and its ``index.html``)."""
+    folder = out / "tour"
+    run = subprocess.run(
+        [sys.executable, "-m", "minivision", "tour", "--out", str(folder)],
+        capture_output=True,
+        text=True,
+    )
+    if run.returncode != 0:
+        raise RuntimeError(f"minivision tour stopped with an error:\n{run.stderr[-3000:]}")
+    return folder / "index.html"
+
+
+def build(notebooks: list[Path], out: Path, tour: bool = True) -> list[Path]:
+    """Execute ``notebooks`` and write their pages, ``api.html``, the tour (unless ``tour`` is
+    False) and ``index.html`` into ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     prereq = syllabus_prerequisites(SYLLABUS.read_text()) if SYLLABUS.is_file() else {}
     rows, pages = [], []
@@ -222,10 +284,22 @@ def build(notebooks: list[Path], out: Path) -> list[Path]:
             f'<tr><td>{html.escape(number)}</td><td><a href="{page.name}">{html.escape(title)}</a></td>'
             f"<td>{_inline(prereq.get(number, ''))}</td></tr>"
         )
+    (out / "api.html").write_text(api_page())
+    more = [
+        '<li><a href="api.html">API</a>: every public function and class, with its docstring</li>'
+    ]
+    if tour:
+        write_tour(out)
+        more.insert(
+            0,
+            '<li><a href="tour/index.html">The tour</a>: the pipeline so far on one photograph '
+            "(<code>minivision tour</code>)</li>",
+        )
     index = (
         "<h1>minivision — the course</h1>\n"
         "<p>Every lesson notebook, executed, with its figures and outputs. The exercises are in "
         "<code>lessons/</code> and graded with <code>minivision check NN lessons/NN_*.py</code>.</p>\n"
+        "<ul>" + "".join(more) + "</ul>\n"
         "<table><tr><th>#</th><th>lesson</th><th>prerequisites</th></tr>\n"
         + "\n".join(rows)
         + "</table>"
@@ -238,12 +312,13 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("notebooks", nargs="*", type=Path, help="notebooks to render (default: all)")
     p.add_argument("--out", type=Path, default=ROOT / "site", help="output folder (default: site/)")
+    p.add_argument("--no-tour", action="store_true", help="leave out the tour's report")
     args = p.parse_args(argv)
     notebooks = [n.resolve() for n in args.notebooks] or sorted(
         NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")
     )
     try:
-        pages = build(notebooks, args.out)
+        pages = build(notebooks, args.out, tour=not args.no_tour)
     except RuntimeError as e:
         print(e, file=sys.stderr)
         return 1
