@@ -56,7 +56,8 @@ def test_a_page_holds_every_figure_and_output(tmp_path):
     api = (site / "api.html").read_text()
     assert '<h3 id="minivision.ops.box_iou"><code>box_iou(' in api
     assert "Traceback" not in api
-    pages = [site / "index.html", page, site / "api.html", site / "tour" / "index.html"]
+    pages = [site / n for n in ("index.html", "api.html", "syllabus.html", "tour/index.html")]
+    pages.append(page)
     for page_ in pages:  # every link and image between the pages resolves
         for target in _links(page_):
             assert (page_.parent / target).is_file(), f"{page_.name}: {target}"
@@ -83,3 +84,6 @@ def test_a_lesson_notebook_renders_with_its_figures(tmp_path):
     assert "minivision check 05 lessons/05_roi_pool.py" in text
     index = (tmp_path / "site" / "index.html").read_text()
     assert '<a href="05_roi_pooling.html">' in index and "lesson 00" in index  # its prerequisites
+    syllabus = (tmp_path / "site" / "syllabus.html").read_text()
+    assert '<a href="05_roi_pooling.html">RoI pooling</a>' in syllabus  # a lesson that was built
+    assert '<a href="04_nms.html">' not in syllabus and "Non-maximum suppression" in syllabus

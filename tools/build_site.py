@@ -9,7 +9,8 @@ holds the markdown, the code and every output; figures are embedded as PNG ``dat
 page is one self-contained file that opens offline. ``index.html`` lists the lessons in the order
 of ``lessons/README.md``'s syllabus, with their prerequisites, and links two more pages: the
 report of ``minivision tour`` (``tour/index.html``, the whole pipeline on one photograph) and
-``api.html``, every public name of the package with its signature and docstring.
+``api.html``, every public name of the package with its signature and docstring, and
+``syllabus.html``, ``lessons/README.md`` with the course plan.
 
 Why a small renderer here instead of nbconvert's HTML exporter: the course's environment has
 ``nbclient`` and ``nbformat`` (they come with nbmake and with JupyterLab) but not nbconvert's
@@ -25,6 +26,7 @@ import html
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,8 +68,13 @@ def _inline(text: str) -> str:
     return re.sub("\x00(\\d+)\x00", lambda m: spans[int(m.group(1))], text)
 
 
+def _row_cells(row: str) -> list[str]:
+    """The cells of one ``| a | b |`` table row; a cell may hold an escaped ``\\|`` (``k/\\|C\\|``)."""
+    return [c.strip().replace("\\|", "|") for c in re.split(r"(?<!\\)\|", row.strip().strip("|"))]
+
+
 def _table(rows: list[str]) -> str:
-    cells = [[c.strip() for c in r.strip().strip("|").split("|")] for r in rows]
+    cells = [_row_cells(r) for r in rows]
     head, body = cells[0], [r for r in cells[2:]]
     out = ["<table><tr>" + "".join(f"<th>{_inline(c)}</th>" for c in head) + "</tr>"]
     out += ["<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in r) + "</tr>" for r in body]
@@ -202,7 +209,7 @@ def syllabus_prerequisites(text: str) -> dict[str, str]:
     """{"00": "NumPy broadcasting", ...} from the table of lessons/README.md."""
     out = {}
     for row in text.splitlines():
-        cells = [c.strip() for c in row.strip().strip("|").split("|")]
+        cells = _row_cells(row)
         if len(cells) >= 3 and re.fullmatch(r"\d\d", cells[0]):
             out[cells[0]] = cells[2]
     return out
@@ -253,6 +260,21 @@ def api_page() -> str:
     return _page("minivision API", body)
 
 
+def syllabus_page(built: set[str]) -> str:
+    """``lessons/README.md`` as a page; its links to the notebooks point to their pages (to the
+    ones that were built: a link to a page that is not there is left as plain text)."""
+
+    def relink(m):  # m: the notebook's stem, the link text
+        stem, text = m.group(1), m.group(2)
+        return f'<a href="{stem}.html">{text}</a>' if stem in built else text
+
+    body = markdown_to_html(SYLLABUS.read_text())
+    body = re.sub(r'<a href="\.\./notebooks/([^"]+)\.ipynb">(.*?)</a>', relink, body)
+    return _page(
+        "minivision — syllabus", '<nav><a href="index.html">← all lessons</a></nav>\n' + body
+    )
+
+
 def write_tour(out: Path) -> Path:
     """``minivision tour`` into ``out/tour`` (its figures and its ``index.html``)."""
     folder = out / "tour"
@@ -273,8 +295,10 @@ def build(notebooks: list[Path], out: Path, tour: bool = True) -> list[Path]:
     prereq = syllabus_prerequisites(SYLLABUS.read_text()) if SYLLABUS.is_file() else {}
     rows, pages = [], []
     for path in sorted(notebooks):
-        print(f"executing {path.name} ...", flush=True)
+        print(f"executing {path.name} ...", end=" ", flush=True)
+        start = time.perf_counter()
         nb = execute(path)
+        print(f"{time.perf_counter() - start:.0f} s", flush=True)
         title = _title(nb, path.stem)
         page = out / (path.stem + ".html")
         page.write_text(notebook_to_html(nb, title))
@@ -285,8 +309,11 @@ def build(notebooks: list[Path], out: Path, tour: bool = True) -> list[Path]:
             f"<td>{_inline(prereq.get(number, ''))}</td></tr>"
         )
     (out / "api.html").write_text(api_page())
+    (out / "syllabus.html").write_text(syllabus_page({p.stem for p in pages}))
     more = [
-        '<li><a href="api.html">API</a>: every public function and class, with its docstring</li>'
+        '<li><a href="syllabus.html">Syllabus</a>: the lessons, their exercises and checks, '
+        "a course plan for instructors</li>",
+        '<li><a href="api.html">API</a>: every public function and class, with its docstring</li>',
     ]
     if tour:
         write_tour(out)
