@@ -295,10 +295,9 @@ def build(notebooks: list[Path], out: Path, tour: bool = True) -> list[Path]:
     prereq = syllabus_prerequisites(SYLLABUS.read_text()) if SYLLABUS.is_file() else {}
     rows, pages = [], []
     for path in sorted(notebooks):
-        print(f"executing {path.name} ...", end=" ", flush=True)
         start = time.perf_counter()
         nb = execute(path)
-        print(f"{time.perf_counter() - start:.0f} s", flush=True)
+        print(f"executed {path.name} in {time.perf_counter() - start:.0f} s", flush=True)
         title = _title(nb, path.stem)
         page = out / (path.stem + ".html")
         page.write_text(notebook_to_html(nb, title))
