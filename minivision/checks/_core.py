@@ -18,7 +18,7 @@ from typing import Any, Callable
 from ._compare import difference
 from ._learner import LearnerImportError, borrowed, import_learner_file
 from ._report import head, indented, summary_lines, title_lines
-from ._runner import Worker, _context, in_process
+from ._runner import Worker, in_process, worker_context
 
 DEFAULT_TIMEOUT = 5.0  # seconds per case
 _MARKS = {"pass": ".", "fail": "F", "error": "E", "stub": "S", "timeout": "T", "crashed": "X"}
@@ -193,7 +193,7 @@ def _run(lesson, target, path, source, timeout, verbose, stream) -> Report:
     out.lines(title_lines(battery, source))
     names = [fb.name for fb in battery.functions]
     worker = None
-    if timeout is not None and (path is not None or _context().get_start_method() == "fork"):
+    if timeout is not None and (path is not None or worker_context().get_start_method() == "fork"):
         worker = Worker(battery.lesson, target, path, timeout)
         msg = worker.start()
     else:  # in this process, without a time limit

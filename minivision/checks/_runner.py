@@ -110,7 +110,7 @@ def _serve(conn, lesson, target, path):
         conn.send(run_case(fb, getattr(module, name), fb.cases[index], recognised, path, verbose))
 
 
-def _context():
+def worker_context():
     if "fork" in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("fork")
     return multiprocessing.get_context("spawn")
@@ -122,7 +122,7 @@ class Worker:
     def __init__(self, lesson, target, path, timeout):
         self.lesson, self.target, self.path, self.timeout = lesson, target, path, timeout
         self.proc = self.conn = None
-        self.ctx = _context()
+        self.ctx = worker_context()
 
     def start(self):
         """Start the worker; returns its first message ("ready" ... or "import-error", text)."""
