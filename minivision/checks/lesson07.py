@@ -99,7 +99,8 @@ def _samples(start, size, bins, grid):
 
 
 def _roi_samples(shape, rois, output_size, scale, sr, aligned, *, offset=True, swap=False,
-                 batch_as_class=False, rounded=False, min_size=True, valid_count=False):  # fmt: skip
+                 batch_as_class=False, rounded=False, min_size=True, valid_count=False,
+                 offset_first=False):  # fmt: skip
     """For each RoI, as a learner would write it: (k, image, yy, xx, count) with the sample
     points of every bin, yy/xx of shape (PH, PW, gh, gw), count of shape (PH, PW)."""
     n, c, h, w = shape
@@ -110,6 +111,8 @@ def _roi_samples(shape, rois, output_size, scale, sr, aligned, *, offset=True, s
             x1, y1, x2, y2 = y1, x1, y2, x2
         off = 0.5 if (aligned and offset) else 0.0
         corners = [v * scale for v in (x1, y1, x2, y2)]
+        if offset_first:  # the half pixel taken off in image pixels, then scaled with the box
+            corners, off = [(v - off) * scale for v in (x1, y1, x2, y2)], 0.0
         if rounded:  # RoI pooling's quantisation
             corners = [float(math.floor(v + 0.5)) for v in corners]
         sx, sy, ex, ey = (v - off for v in corners)
@@ -202,6 +205,11 @@ OFFSET = (
     "with aligned=True the scaled box is shifted by -0.5 (pixel centres sit at half-integers "
     "of the continuous coordinates), and the minimum size of 1 does not apply",
 )
+OFFSET_FIRST = (
+    "the half pixel subtracted before scaling",
+    "aligned=True shifts the box by half a cell of the feature map: scale first, then subtract "
+    "0.5 (x1 * spatial_scale - 0.5), not (x1 - 0.5) * spatial_scale",
+)
 VALID = (
     "averaging over the valid samples only",
     "divide by all grid_h * grid_w samples of the bin: the ones that fell outside the map "
@@ -253,8 +261,10 @@ BATTERY = Battery(
                 Case("adaptive sampling (-1)", (MAPS, ROIS, (2, 3), 1.0, -1, False)),
                 Case("adaptive, aligned", (MAPS, ROIS, (3, 3), 1.0, -1, True)),
                 Case("spatial_scale 0.5", (MAPS, SCALED, (2, 2), 0.5, 2, False)),
+                Case("aligned, spatial_scale 0.5", (MAPS, SCALED, (2, 2), 0.5, 2, True)),
             ],
             [
+                Mistake(*OFFSET_FIRST, _align_mistake(offset_first=True)),
                 Mistake(*OFFSET, _align_mistake(offset=False)),
                 Mistake(*VALID, _align_mistake(valid_count=True)),
                 Mistake(*SWAP, _align_mistake(swap=True)),

@@ -186,3 +186,30 @@ def test_unknown_lesson_is_a_clear_error():
 @pytest.mark.parametrize("path,code", [(STUBS, 1), (SOLUTION, 0)])
 def test_command_line_exit_codes(path, code):
     assert_cli_exit_code("00", path, code)
+
+
+def test_box_convert_returning_its_input_breaks_the_contract():
+    """The same format in and out still asks for a new array, not the caller's own."""
+    solution = load_solution("00")
+
+    def box_convert(boxes, in_fmt, out_fmt):
+        if in_fmt == out_fmt:
+            return boxes
+        return solution.box_convert(boxes, in_fmt, out_fmt)
+
+    report = check_module("00", replaced(solution, box_convert=box_convert))
+    result = report.result("box_convert")
+    assert result.status == "failed" and result.passed == result.total - 1, report.text()
+    assert "returned its input array itself" in report.text()
+
+
+def test_masks_to_boxes_returning_a_list_breaks_the_contract():
+    solution = load_solution("00")
+
+    def masks_to_boxes(masks):
+        return solution.masks_to_boxes(masks).tolist()
+
+    report = check_module("00", replaced(solution, masks_to_boxes=masks_to_boxes))
+    result = report.result("masks_to_boxes")
+    assert result.status == "failed" and result.passed == 0, report.text()
+    assert "returned a list, expected a NumPy array" in report.text()

@@ -172,7 +172,13 @@ sol07 = _load("lesson07_solution")
 
 
 def align_with(
-    offset=True, count_valid=False, swap=False, batch_in_box=False, clamp=False, min_one=True
+    offset=True,
+    count_valid=False,
+    swap=False,
+    batch_in_box=False,
+    clamp=False,
+    min_one=True,
+    offset_first=False,
 ):
     def roi_align(input, rois, output_size, spatial_scale=1.0, sampling_ratio=-1, aligned=False):
         ph, pw = output_size
@@ -183,7 +189,10 @@ def align_with(
             if swap:
                 x1, y1, x2, y2 = y1, x1, y2, x2
             off = 0.5 if (aligned and offset) else 0.0
-            x1, y1, x2, y2 = (v * spatial_scale - off for v in (x1, y1, x2, y2))
+            if offset_first:  # the half pixel off in image pixels, then the whole box scaled
+                x1, y1, x2, y2 = ((v - off) * spatial_scale for v in (x1, y1, x2, y2))
+            else:
+                x1, y1, x2, y2 = (v * spatial_scale - off for v in (x1, y1, x2, y2))
             rw, rh = x2 - x1, y2 - y1
             if not aligned and min_one:
                 rw, rh = max(rw, 1), max(rh, 1)
@@ -249,6 +258,7 @@ PLANTED_07 = [
         "outside samples clamped to the border",
     ),
     ("roi_align", align_with(offset=False), "no half-pixel offset"),
+    ("roi_align", align_with(offset_first=True), "the half pixel subtracted before scaling"),
     ("roi_align", align_with(count_valid=True), "averaging over the valid samples only"),
     ("roi_align", align_with(swap=True), "x and y swapped"),
     ("roi_align", align_with(batch_in_box=True), "the batch index read as part of the box"),
