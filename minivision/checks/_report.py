@@ -78,7 +78,6 @@ def _first_difference(got, expected, rtol, atol) -> list[str]:
     return [
         f"expected {where}{_marked(e[row], idx[-1])}",
         f"got      {where}{_marked(g[row], idx[-1])}",
-        f"first difference at index {idx}: got {g[idx]:.6g}, expected {e[idx]:.6g}",
     ]
 
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import multiprocessing
 import sys
+import warnings
+from pathlib import Path
 
 import numpy as np
 
@@ -31,7 +33,9 @@ def run_case(fb, fn, case, recognised=(), path=None, verbose=False) -> dict:
     """
     args = copy_args(case.args)
     try:
-        got = fn(*args, **case.kwargs)
+        with warnings.catch_warnings(record=True) as caught:  # told with a failure, not printed
+            warnings.simplefilter("always")
+            got = fn(*args, **case.kwargs)
     except NotImplementedError as err:
         note = f" ({err})" if str(err) else ""
         return {
@@ -60,13 +64,19 @@ def run_case(fb, fn, case, recognised=(), path=None, verbose=False) -> dict:
         return {"status": "pass"}
     out["message"] = f'case "{case.name}": {diff}'
     out["detail"] = case_detail(fb, case, got, expected)
+    if caught:
+        w = caught[0]
+        out["detail"] += f"\nwarned: {w.message} (line {w.lineno} of {Path(w.filename).name})"
     if problem is not None:
         return out
     for m in fb.mistakes:
         if m.name in recognised:
             continue
-        with np.errstate(all="ignore"):
-            wrong = m.fn(*copy_args(case.args), **case.kwargs)
+        try:
+            with np.errstate(all="ignore"):
+                wrong = m.fn(*copy_args(case.args), **case.kwargs)
+        except Exception:  # a wrong version that cannot run this case explains nothing here
+            continue
         if fb.differs(got, wrong) is None:
             out["mistake"] = m.name
             out["message"] += f"\n  -> looks like {m.name}: {m.advice}"
@@ -106,8 +116,16 @@ def _serve(conn, lesson, target, path):
         if request is None:
             return
         name, index, recognised, verbose = request
-        fb = by_name[name]
-        conn.send(run_case(fb, getattr(module, name), fb.cases[index], recognised, path, verbose))
+        fb, case = by_name[name], by_name[name].cases[index]
+        try:
+            result = run_case(fb, getattr(module, name), case, recognised, path, verbose)
+        except Exception as err:  # the checker's own failure: say so, keep the worker alive
+            result = {
+                "status": "error",
+                "message": f'case "{case.name}": the checker itself failed '
+                f"({type(err).__name__}: {err}); please report this",
+            }
+        conn.send(result)
 
 
 def worker_context():

@@ -84,12 +84,19 @@ def _level_reference(boxes, k_min, k_max):
 # ----------------------------------------------------------------------------- mistakes
 
 
-def _interp(plane, y, x, clamp_outside=False):
+def _interp(plane, y, x, clamp_outside=False, swap_weights=False):
     h, w = plane.shape
     y, x = np.asarray(y, dtype=float), np.asarray(x, dtype=float)
     if clamp_outside:  # torchvision's pure-Python fallback: outside points take the border
         y, x = np.clip(y, -1, h), np.clip(x, -1, w)
-    return _bilinear_reference(plane, y, x)
+    if not swap_weights:
+        return _bilinear_reference(plane, y, x)
+    # each corner weighted by its *own* distance instead of the opposite one's
+    ylo, yhi, hy, ly, vy = bilinear_corners(np, y, h)
+    xlo, xhi, hx, lx, vx = bilinear_corners(np, x, w)
+    value = ly * lx * plane[ylo, xlo] + ly * hx * plane[ylo, xhi]
+    value = value + hy * lx * plane[yhi, xlo] + hy * hx * plane[yhi, xhi]
+    return np.where(vy & vx, value, 0.0)
 
 
 def _samples(start, size, bins, grid):
@@ -148,7 +155,17 @@ def _align_mistake(clamp_outside=False, **flags):
     return fn
 
 
-def _backward_mistake(divide=True, **flags):
+def _scatter(how, grad, rows, cols, values):
+    """grad[rows, cols] += values, the right way (np.add.at) or one of two wrong ones."""
+    if how == "add.at":
+        np.add.at(grad, (rows, cols), values)
+    elif how == "fancy":  # a repeated (row, col) is written once: the last value wins
+        grad[rows, cols] += values
+    else:  # "=": each write replaces what earlier samples sent
+        grad[rows, cols] = values
+
+
+def _backward_mistake(divide=True, scatter="add.at", **flags):
     def fn(grad_output, rois, input_shape, spatial_scale=1.0, sampling_ratio=-1, aligned=False):
         n, c, h, w = input_shape
         output_size = grad_output.shape[2:]
@@ -164,13 +181,19 @@ def _backward_mistake(divide=True, **flags):
                     count[:, :, None, None] if divide else 1
                 )
                 g = np.broadcast_to(g, yy.shape) * ok
-                for rows, cols, weight in [
+                corners = [
                     (ylo, xlo, hy * hx),
                     (ylo, xhi, hy * lx),
                     (yhi, xlo, ly * hx),
                     (yhi, xhi, ly * lx),
-                ]:
-                    np.add.at(grad[image, ch], (rows.ravel(), cols.ravel()), (g * weight).ravel())
+                ]
+                # the wrong scatters written bin by bin, corner by corner, as a loop would
+                bins = [(...,)] if scatter == "add.at" else np.ndindex(*output_size)
+                for b in bins:
+                    on = ok[b].ravel()  # samples off the map write nothing
+                    for rows, cols, weight in corners:
+                        at_r, at_c, v = (a[b].ravel()[on] for a in (rows, cols, g * weight))
+                        _scatter(scatter, grad[image, ch], at_r, at_c, v)
         return grad
 
     return fn
@@ -248,6 +271,12 @@ BATTERY = Battery(
             [
                 Mistake(*SWAP, lambda plane, y, x: _interp(plane, x, y)),
                 Mistake(*CLAMP, lambda plane, y, x: _interp(plane, y, x, clamp_outside=True)),
+                Mistake(
+                    "the bilinear weights swapped",
+                    "a corner's weight is the distance to the *opposite* corner: the top-left "
+                    "value gets (1 - ly) * (1 - lx) with ly = y - floor(y)",
+                    lambda plane, y, x: _interp(plane, y, x, swap_weights=True),
+                ),
             ],
         ),
         FunctionBattery(
@@ -291,6 +320,18 @@ BATTERY = Battery(
                 Mistake(*OFFSET, _backward_mistake(offset=False)),
                 Mistake(*SWAP, _backward_mistake(swap=True)),
                 Mistake(*BATCH, _backward_mistake(batch_as_class=True)),
+                Mistake(
+                    "fancy-index += dropping repeated cells",
+                    "grad[rows, cols] += g writes a cell once even when several samples land on "
+                    "it; np.add.at(grad, (rows, cols), g) adds every one",
+                    _backward_mistake(scatter="fancy"),
+                ),
+                Mistake(
+                    "= instead of += in the backward",
+                    "every sample adds its share to the cells it read: accumulate with +=, do "
+                    "not overwrite what earlier samples (and RoIs) sent",
+                    _backward_mistake(scatter="="),
+                ),
             ],
         ),
         FunctionBattery(

@@ -121,8 +121,31 @@ def masks_rows_as_x(masks):
     return out
 
 
+def iou_min_max_swapped(b1, b2):
+    lt = np.minimum(b1[:, None, :2], b2[None, :, :2])  # should be the larger left/top edge
+    rb = np.maximum(b1[:, None, 2:], b2[None, :, 2:])
+    wh = np.clip(rb - lt, 0, None)
+    inter = wh[..., 0] * wh[..., 1]
+    return inter / (_area(b1)[:, None] + _area(b2)[None, :] - inter)
+
+
+def convert_floor_centre(boxes, in_fmt, out_fmt):
+    a, b, c, d = boxes.T
+    if in_fmt == "xywh":
+        a, b, c, d = a, b, a + c, b + d
+    elif in_fmt == "cxcywh":
+        a, b, c, d = a - c / 2, b - d / 2, a + c / 2, b + d / 2
+    if out_fmt == "xyxy":
+        return np.stack([a, b, c, d], axis=1)
+    if out_fmt == "xywh":
+        return np.stack([a, b, c - a, d - b], axis=1)
+    return np.stack([(a + c) // 2, (b + d) // 2, c - a, d - b], axis=1)
+
+
 PLANTED = [
     ("box_area", area_plus_one, 'the legacy "+1"'),
+    ("box_iou", iou_min_max_swapped, "min and max swapped in the intersection"),
+    ("box_convert", convert_floor_centre, "integer division for the centre"),
     ("box_iou", iou_plus_one, 'the legacy "+1"'),
     ("box_iou", iou_over_first_area, "overlap divided by the area of the first box"),
     ("box_iou", iou_over_sum, "the intersection counted twice in the union"),

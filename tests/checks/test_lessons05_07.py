@@ -236,6 +236,52 @@ def backward_undivided(
     return grad
 
 
+def bilinear_weights_swapped(plane, y, x):
+    """Each corner weighted by its own distance: (y - y0) on the top row instead of 1 - it."""
+    h, w = plane.shape
+    y, x = np.asarray(y, dtype=float), np.asarray(x, dtype=float)
+    ok = (y >= -1) & (y <= h) & (x >= -1) & (x <= w)
+    y, x = np.clip(y, 0, None), np.clip(x, 0, None)
+    y0 = np.minimum(np.floor(y), h - 1).astype(int)
+    x0 = np.minimum(np.floor(x), w - 1).astype(int)
+    y1, x1 = np.minimum(y0 + 1, h - 1), np.minimum(x0 + 1, w - 1)
+    ly = np.where(y0 >= h - 1, 0.0, y - y0)
+    lx = np.where(x0 >= w - 1, 0.0, x - x0)
+    value = (
+        ly * lx * plane[y0, x0]
+        + ly * (1 - lx) * plane[y0, x1]
+        + (1 - ly) * lx * plane[y1, x0]
+        + (1 - ly) * (1 - lx) * plane[y1, x1]
+    )
+    return np.where(ok, value, 0.0)
+
+
+def backward_scattered(how):
+    """The backward with the count, but scattered with fancy-index += or with =."""
+
+    def roi_align_backward(
+        grad_output, rois, input_shape, spatial_scale=1.0, sampling_ratio=-1, aligned=False
+    ):
+        grad = np.zeros(input_shape)
+        for k, roi in enumerate(rois):
+            b = int(roi[0])
+            points = sol07._bin_points(
+                roi, grad_output.shape[2:], spatial_scale, sampling_ratio, aligned
+            )
+            for i, j, yy, xx, count in points:
+                cells, ok = sol07._weights(input_shape[2:], yy, xx)
+                for ch in range(input_shape[1]):
+                    for r, c, wt in cells:
+                        share = grad_output[k, ch, i, j] * wt[ok] / count
+                        if how == "+=":
+                            grad[b, ch][r[ok], c[ok]] += share
+                        else:
+                            grad[b, ch][r[ok], c[ok]] = share
+        return grad
+
+    return roi_align_backward
+
+
 def level_no_eps(boxes, k_min, k_max):
     side = np.sqrt((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))
     return np.clip(np.floor(4 + np.log2(side / 224)), k_min, k_max).astype(np.int64) - k_min
@@ -265,6 +311,9 @@ PLANTED_07 = [
     ("roi_align", align_with(clamp=True), "outside samples clamped to the border"),
     ("roi_align", align_with(min_one=False), "the minimum RoI size forgotten"),
     ("roi_align_backward", backward_undivided, "the gradient not divided by the sample count"),
+    ("roi_align_backward", backward_scattered("+="), "fancy-index += dropping repeated cells"),
+    ("roi_align_backward", backward_scattered("="), "= instead of += in the backward"),
+    ("bilinear_interpolate", bilinear_weights_swapped, "the bilinear weights swapped"),
     ("fpn_level", level_no_eps, "no epsilon"),
     ("fpn_level", level_area, "the area instead of its square root"),
 ]
