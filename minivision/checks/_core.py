@@ -263,5 +263,9 @@ def check_file(lesson: str, path, *, timeout=DEFAULT_TIMEOUT, verbose: bool = Fa
 
 def main_check(lesson, path, timeout, verbose) -> int:
     """``minivision check``: stream the report to stdout; 0 if every function passes, else 1."""
-    report = check_file(lesson, path, timeout=timeout, verbose=verbose, stream=sys.stdout)
+    try:
+        report = check_file(lesson, path, timeout=timeout, verbose=verbose, stream=sys.stdout)
+    except KeyboardInterrupt:
+        print("\nminivision check: interrupted", file=sys.stderr)
+        return 130
     return 0 if report.ok else 1

@@ -13,6 +13,7 @@ spawned worker, and functions handed in directly run in-process, without a time 
 from __future__ import annotations
 
 import multiprocessing
+import signal
 import sys
 import warnings
 from pathlib import Path
@@ -97,6 +98,7 @@ def _load(lesson, target, path):
 
 def _serve(conn, lesson, target, path):
     """The worker's loop: import the learner's file, then answer one case per request."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the checking process's to handle
     try:
         battery, module = _load(lesson, target, path)
     except LearnerImportError as err:

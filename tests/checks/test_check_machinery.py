@@ -11,6 +11,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 from lesson_checks import load_solution, replaced
 
 from minivision.checks import check_file, check_module
@@ -219,3 +220,53 @@ def test_not_implemented_in_one_branch_leaves_the_other_cases_running():
     assert result.passed == result.total - 1
     assert result.marks.count("S") == 1
     assert any("NotImplementedError (the empty case)" in m for m in result.messages)
+
+
+def _iou_over_first(solution):
+    def box_iou(b1, b2):
+        lt = np.maximum(b1[:, None, :2], b2[None, :, :2])
+        rb = np.minimum(b1[:, None, 2:], b2[None, :, 2:])
+        wh = np.clip(rb - lt, 0, None)
+        return wh[..., 0] * wh[..., 1] / ((b1[:, 2] - b1[:, 0]) * (b1[:, 3] - b1[:, 1]))[:, None]
+
+    return replaced(solution, box_iou=box_iou)
+
+
+def test_the_first_failure_shows_its_inputs_and_the_first_difference():
+    report = check_module("00", _iou_over_first(load_solution("00")))
+    messages = report.result("box_iou").messages
+    failures = [m for m in messages if m.startswith("case ")]
+    details = [m for m in messages if m.lstrip().startswith("inputs:")]
+    assert len(failures) >= 2 and len(details) == 1  # only the first failure, by default
+    detail = details[0]
+    assert "boxes1 = [[ 0. 0. 10. 10.] [ 5. 5. 15. 15.]" in detail  # the case's own boxes
+    assert "(5, 4) float64" in detail
+    expected, got = (line.strip() for line in detail.split("\n")[1:3])
+    assert expected.startswith("expected row (0,) [1 >>0.142857<<")
+    assert got.startswith("got      row (0,) [1 >>0.25<<")
+
+
+def test_verbose_shows_every_failure():
+    report = check_module("00", _iou_over_first(load_solution("00")), verbose=True)
+    messages = report.result("box_iou").messages
+    failures = [m for m in messages if m.startswith("case ")]
+    details = [m for m in messages if m.lstrip().startswith("inputs:")]
+    assert len(details) == len(failures) >= 2
+
+
+def test_verbose_on_the_command_line(tmp_path):
+    path = _write(tmp_path, "slow_nms.py", HANGING_NMS)
+    proc = _cli("04", path, "--timeout", "0.3", "--verbose", timeout=60)
+    assert proc.returncode == 1 and "did not finish in 0.3 s" in proc.stdout
+
+
+def test_without_a_time_limit_the_cases_run_in_this_process():
+    report = check_module("04", load_solution("04"), timeout=None)
+    assert report.ok, report.text()
+    assert check_file("04", SOLUTION_04, timeout=None).ok
+
+
+def test_a_bad_timeout_is_a_clear_error():
+    proc = _cli("04", SOLUTION_04, "--timeout", "0")
+    assert proc.returncode == 2 and "timeout must be a positive number" in proc.stderr
+    assert "Traceback" not in proc.stderr
