@@ -99,15 +99,16 @@ def _interp(plane, y, x, clamp_outside=False, swap_weights=False):
     return np.where(vy & vx, value, 0.0)
 
 
-def _samples(start, size, bins, grid):
-    """(bins, grid) sample coordinates along one axis."""
+def _samples(start, size, bins, grid, centred=True):
+    """(bins, grid) sample coordinates along one axis (at the sub-cells' corners if not centred)."""
     b = size / bins
-    return start + np.arange(bins)[:, None] * b + (np.arange(grid)[None, :] + 0.5) * b / grid
+    half = 0.5 if centred else 0.0
+    return start + np.arange(bins)[:, None] * b + (np.arange(grid)[None, :] + half) * b / grid
 
 
 def _roi_samples(shape, rois, output_size, scale, sr, aligned, *, offset=True, swap=False,
                  batch_as_class=False, rounded=False, min_size=True, valid_count=False,
-                 offset_first=False):  # fmt: skip
+                 offset_first=False, at_corners=False):  # fmt: skip
     """For each RoI, as a learner would write it: (k, image, yy, xx, count) with the sample
     points of every bin, yy/xx of shape (PH, PW, gh, gw), count of shape (PH, PW)."""
     n, c, h, w = shape
@@ -130,7 +131,7 @@ def _roi_samples(shape, rois, output_size, scale, sr, aligned, *, offset=True, s
         gw = sr if sr > 0 else max(math.ceil(rw / pw), 0)
         if gh == 0 or gw == 0 or not 0 <= image < n:
             continue
-        ys, xs = _samples(sy, rh, ph, gh), _samples(sx, rw, pw, gw)
+        ys, xs = _samples(sy, rh, ph, gh, not at_corners), _samples(sx, rw, pw, gw, not at_corners)
         yy = np.broadcast_to(ys[:, None, :, None], (ph, pw, gh, gw))
         xx = np.broadcast_to(xs[None, :, None, :], (ph, pw, gh, gw))
         inside = (yy >= -1) & (yy <= h) & (xx >= -1) & (xx <= w)
@@ -294,6 +295,12 @@ BATTERY = Battery(
             ],
             [
                 Mistake(*OFFSET_FIRST, _align_mistake(offset_first=True)),
+                Mistake(
+                    "sampling at the bin corners instead of the centres",
+                    "a bin split into grid_h x grid_w sub-cells is sampled at each sub-cell's "
+                    "centre: y1 + (iy + 0.5) * bin_h / grid_h, not y1 + iy * bin_h / grid_h",
+                    _align_mistake(at_corners=True),
+                ),
                 Mistake(*OFFSET, _align_mistake(offset=False)),
                 Mistake(*VALID, _align_mistake(valid_count=True)),
                 Mistake(*SWAP, _align_mistake(swap=True)),

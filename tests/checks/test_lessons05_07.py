@@ -179,6 +179,7 @@ def align_with(
     clamp=False,
     min_one=True,
     offset_first=False,
+    at_corners=False,
 ):
     def roi_align(input, rois, output_size, spatial_scale=1.0, sampling_ratio=-1, aligned=False):
         ph, pw = output_size
@@ -202,8 +203,9 @@ def align_with(
                 continue
             for i in range(ph):
                 for j in range(pw):
-                    ys = y1 + i * rh / ph + (np.arange(gh) + 0.5) * rh / ph / gh
-                    xs = x1 + j * rw / pw + (np.arange(gw) + 0.5) * rw / pw / gw
+                    half = 0.0 if at_corners else 0.5
+                    ys = y1 + i * rh / ph + (np.arange(gh) + half) * rh / ph / gh
+                    xs = x1 + j * rw / pw + (np.arange(gw) + half) * rw / pw / gw
                     yy, xx = np.meshgrid(ys, xs, indexing="ij")
                     inside = (yy >= -1) & (yy <= h) & (xx >= -1) & (xx <= w)
                     if clamp:
@@ -305,6 +307,11 @@ PLANTED_07 = [
     ),
     ("roi_align", align_with(offset=False), "no half-pixel offset"),
     ("roi_align", align_with(offset_first=True), "the half pixel subtracted before scaling"),
+    (
+        "roi_align",
+        align_with(at_corners=True),
+        "sampling at the bin corners instead of the centres",
+    ),
     ("roi_align", align_with(count_valid=True), "averaging over the valid samples only"),
     ("roi_align", align_with(swap=True), "x and y swapped"),
     ("roi_align", align_with(batch_in_box=True), "the batch index read as part of the box"),
