@@ -21,6 +21,7 @@ from ._report import head, indented, summary_lines, title_lines
 from ._runner import Worker, in_process, worker_context
 
 DEFAULT_TIMEOUT = 5.0  # seconds per case
+_LEGEND = "one mark per case: . passed  F wrong  E raised  S not implemented  T did not finish"
 _MARKS = {"pass": ".", "fail": "F", "error": "E", "stub": "S", "timeout": "T", "crashed": "X"}
 
 
@@ -190,7 +191,7 @@ def _run(lesson, target, path, source, timeout, verbose, stream) -> Report:
     battery = lesson_battery(lesson)
     report = Report(battery, source, [])
     out = _Out(stream)
-    out.lines(title_lines(battery, source))
+    out.lines(title_lines(battery, source)[:-1] + [f"  {_LEGEND}", ""])
     names = [fb.name for fb in battery.functions]
     worker = None
     if timeout is not None and (path is not None or worker_context().get_start_method() == "fork"):
@@ -268,4 +269,9 @@ def main_check(lesson, path, timeout, verbose) -> int:
     except KeyboardInterrupt:
         print("\nminivision check: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `minivision check ... | head`: the reader has gone, stop quietly
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     return 0 if report.ok else 1
