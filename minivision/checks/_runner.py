@@ -171,7 +171,10 @@ class Worker:
                 return "timeout"
             return self.conn.recv()
         except (EOFError, OSError):
-            code = self.proc.exitcode if self.proc is not None else None
+            code = None
+            if self.proc is not None:
+                self.proc.join(1.0)
+                code = self.proc.exitcode
             self.stop()
             return ("crashed", code)
 

@@ -270,3 +270,18 @@ def test_a_bad_timeout_is_a_clear_error():
     proc = _cli("04", SOLUTION_04, "--timeout", "0")
     assert proc.returncode == 2 and "timeout must be a positive number" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_a_function_that_ends_python_is_reported_and_the_rest_still_run():
+    solution = load_solution("04")
+
+    def nms(boxes, scores, iou_threshold):
+        import os
+
+        os._exit(3)
+
+    report = check_module("04", replaced(solution, nms=nms))
+    result = report.result("nms")
+    assert result.status == "failed" and set(result.marks) == {"X"}
+    assert "stopped Python itself (exit code 3)" in report.text()
+    assert report.result("soft_nms").status == "ok"  # a fresh worker took over
