@@ -36,14 +36,15 @@ def _is_library(filename: str) -> bool:
 def learner_frame(tb, path: str | None = None):
     """The deepest frame of traceback ``tb`` in the learner's code, and whether it is the last.
 
-    With ``path`` (the exercise file), frames of that file; without it (functions handed in
-    directly), frames outside the standard library, the installed packages and minivision.
+    With ``path`` (the exercise file), frames of the files in its folder (the file and the
+    helpers it imports from there); without it (functions handed in directly), frames outside
+    the standard library, the installed packages and minivision.
     Returns ``(frame summary or None, raised_deeper)``.
     """
     frames = traceback.extract_tb(tb)
     if path is not None:
-        real = os.path.realpath(path)
-        mine = [f for f in frames if os.path.realpath(f.filename) == real]
+        folder = os.path.dirname(os.path.realpath(path))
+        mine = [f for f in frames if os.path.dirname(os.path.realpath(f.filename)) == folder]
     else:
         mine = [f for f in frames if not _is_library(f.filename)]
     if not mine:

@@ -164,6 +164,10 @@ def test_a_helper_next_to_the_file_can_be_imported(tmp_path):
     report = check_file("04", path)
     assert report.import_error is None, report.text()
     assert report.result("nms").status == "ok", report.text()
+    # an error inside the helper is placed at the helper's line
+    _write(tmp_path, "my_iou.py", "def iou_one_to_many(box, others):\n    return others[:, 9]\n")
+    text = check_file("04", path).text()
+    assert "raised IndexError" in text and "at line 2 of my_iou.py: return others[:, 9]" in text
     assert report.result("soft_nms").status == "missing"
     assert "defines no function named soft_nms" in report.text()
     assert "(it defines: iou_one_to_many, nms, np)" not in report.text()  # np is not a function
