@@ -34,6 +34,12 @@ def _parser() -> argparse.ArgumentParser:
     c = sub.add_parser("check", help="grade your exercise file for a lesson")
     c.add_argument("lesson", metavar="LESSON", help="lesson number, e.g. 00")
     c.add_argument("file", metavar="FILE", help="your exercise file, e.g. lessons/00_boxes.py")
+    c.add_argument(
+        "--timeout", type=float, default=5.0, help="seconds per case (default: %(default)s)"
+    )
+    c.add_argument(
+        "-v", "--verbose", action="store_true", help="show every failing case's inputs and output"
+    )
 
     b = sub.add_parser("bench", help="time minivision against its reference libraries")
     b.add_argument("ops", nargs="*", metavar="OP", help="benchmarks to run (default: all)")
@@ -133,11 +139,9 @@ def main(argv=None) -> int:
             print(f"minivision tour: wrote {index.parent}/ (open {index})")
             return 0
         if args.command == "check":
-            from .checks import check_file
+            from .checks._core import main_check
 
-            report = check_file(args.lesson, args.file)
-            print(report.text())
-            return 0 if report.ok else 1
+            return main_check(args.lesson, args.file, args.timeout, args.verbose)
         if args.command == "bench":
             from .bench import run
 

@@ -97,6 +97,14 @@ def _iou_no_clamp(b1, b2):
     return inter / (_area(b1)[:, None] + _area(b2)[None, :] - inter)
 
 
+def _iou_min_max_swapped(b1, b2):
+    """max of the right edges minus min of the left ones: the enclosing box, not the overlap."""
+    w = np.maximum(b1[:, None, 2], b2[None, :, 2]) - np.minimum(b1[:, None, 0], b2[None, :, 0])
+    h = np.maximum(b1[:, None, 3], b2[None, :, 3]) - np.minimum(b1[:, None, 1], b2[None, :, 1])
+    inter = np.maximum(w, 0) * np.maximum(h, 0)
+    return inter / (_area(b1)[:, None] + _area(b2)[None, :] - inter)
+
+
 def _iou_yx_pairing(b1, b2):
     """Intersection width from x of one set and y of the other: (x1, y1) mixed up."""
     sw = b2[:, [1, 0, 3, 2]]
@@ -150,6 +158,8 @@ def _convert_wrong(kind):
         cx, cy = (
             ((x2 - x1) / 2, (y2 - y1) / 2)
             if kind == "half_width"
+            else ((x1 + x2) // 2, (y1 + y2) // 2)
+            if kind == "floor_division"
             else ((x1 + x2) / 2, (y1 + y2) / 2)
         )
         out = [cx, cy, w, h] if kind != "swap" else [cy, cx, h, w]
@@ -227,6 +237,11 @@ BATTERY = Battery(
                 ),
                 Mistake(*PLUS_ONE, _convert_wrong("plus_one")),
                 Mistake(*SWAP, _convert_wrong("swap")),
+                Mistake(
+                    "integer division for the centre",
+                    "// rounds down: (1.5 + 3.5) // 2 is 2.0, not 2.5; use / for coordinates",
+                    _convert_wrong("floor_division"),
+                ),
             ],
         ),
         FunctionBattery(
@@ -267,6 +282,12 @@ BATTERY = Battery(
                     _iou_no_clamp,
                 ),
                 Mistake(*SWAP, _iou_yx_pairing),
+                Mistake(
+                    "min and max swapped in the intersection",
+                    "the overlap runs from the larger left edge to the smaller right edge: "
+                    "min(x2, x2') - max(x1, x1'); the other way round measures the enclosing box",
+                    _iou_min_max_swapped,
+                ),
             ],
         ),
         FunctionBattery(

@@ -135,8 +135,9 @@ def _batched_grouped(boxes, scores, idxs, iou_threshold):
     return np.concatenate(keep)
 
 
-def _soft(weight, reselect=True):
-    """Soft-NMS with a different decay rule, or without re-selecting the best box."""
+def _soft(weight, reselect=True, ties="low"):
+    """Soft-NMS with a different decay rule, without re-selecting the best box, or with equal
+    scores going to the higher index."""
 
     def soft_nms(
         boxes, scores, iou_threshold=0.3, sigma=0.5, score_threshold=0.001, method="linear"
@@ -149,7 +150,8 @@ def _soft(weight, reselect=True):
         with np.errstate(all="ignore"):
             iou = _overlap(boxes)
         while left:
-            m = max(left, key=lambda i: (s[i], -i)) if reselect else left[0]
+            rank = (lambda i: (s[i], -i)) if ties == "low" else (lambda i: (s[i], i))
+            m = max(left, key=rank) if reselect else left[0]
             if not s[m] >= score_threshold:
                 if reselect:
                     break
@@ -266,6 +268,7 @@ BATTERY = Battery(
                     _greedy(fast=True),
                 ),
             ],
+            dtype="int64",
         ),
         FunctionBattery(
             "batched_nms",
@@ -308,6 +311,7 @@ BATTERY = Battery(
                     _batched_grouped,
                 ),
             ],
+            dtype="int64",
         ),
         FunctionBattery(
             "soft_nms",
@@ -322,6 +326,11 @@ BATTERY = Battery(
                     "the five boxes, Gaussian, sigma 0.5",
                     (FIVE, FIVE_SCORES),
                     dict(iou_threshold=0.3, sigma=0.5, method="gaussian"),
+                ),
+                Case(
+                    "four boxes with equal scores, linear (ties go to the lower index)",
+                    (TIES, np.full(4, 0.5)),
+                    dict(iou_threshold=0.3, method="linear"),
                 ),
                 Case(
                     "40 random boxes, linear, score threshold 0.2",
@@ -358,7 +367,14 @@ BATTERY = Battery(
                     "changes as scores fall",
                     _soft(_paper_weight, reselect=False),
                 ),
+                Mistake(
+                    "equal scores ranked by the higher index",
+                    "of boxes with equal current scores select the one with the lower index "
+                    "first (np.argmax returns the first maximum; torchvision's sort is stable)",
+                    _soft(_paper_weight, ties="high"),
+                ),
             ],
+            dtype=("int64", None),
         ),
     ],
 )

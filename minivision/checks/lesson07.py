@@ -84,22 +84,31 @@ def _level_reference(boxes, k_min, k_max):
 # ----------------------------------------------------------------------------- mistakes
 
 
-def _interp(plane, y, x, clamp_outside=False):
+def _interp(plane, y, x, clamp_outside=False, swap_weights=False):
     h, w = plane.shape
     y, x = np.asarray(y, dtype=float), np.asarray(x, dtype=float)
     if clamp_outside:  # torchvision's pure-Python fallback: outside points take the border
         y, x = np.clip(y, -1, h), np.clip(x, -1, w)
-    return _bilinear_reference(plane, y, x)
+    if not swap_weights:
+        return _bilinear_reference(plane, y, x)
+    # each corner weighted by its *own* distance instead of the opposite one's
+    ylo, yhi, hy, ly, vy = bilinear_corners(np, y, h)
+    xlo, xhi, hx, lx, vx = bilinear_corners(np, x, w)
+    value = ly * lx * plane[ylo, xlo] + ly * hx * plane[ylo, xhi]
+    value = value + hy * lx * plane[yhi, xlo] + hy * hx * plane[yhi, xhi]
+    return np.where(vy & vx, value, 0.0)
 
 
-def _samples(start, size, bins, grid):
-    """(bins, grid) sample coordinates along one axis."""
+def _samples(start, size, bins, grid, centred=True):
+    """(bins, grid) sample coordinates along one axis (at the sub-cells' corners if not centred)."""
     b = size / bins
-    return start + np.arange(bins)[:, None] * b + (np.arange(grid)[None, :] + 0.5) * b / grid
+    half = 0.5 if centred else 0.0
+    return start + np.arange(bins)[:, None] * b + (np.arange(grid)[None, :] + half) * b / grid
 
 
 def _roi_samples(shape, rois, output_size, scale, sr, aligned, *, offset=True, swap=False,
-                 batch_as_class=False, rounded=False, min_size=True, valid_count=False):  # fmt: skip
+                 batch_as_class=False, rounded=False, min_size=True, valid_count=False,
+                 offset_first=False, at_corners=False):  # fmt: skip
     """For each RoI, as a learner would write it: (k, image, yy, xx, count) with the sample
     points of every bin, yy/xx of shape (PH, PW, gh, gw), count of shape (PH, PW)."""
     n, c, h, w = shape
@@ -110,6 +119,8 @@ def _roi_samples(shape, rois, output_size, scale, sr, aligned, *, offset=True, s
             x1, y1, x2, y2 = y1, x1, y2, x2
         off = 0.5 if (aligned and offset) else 0.0
         corners = [v * scale for v in (x1, y1, x2, y2)]
+        if offset_first:  # the half pixel taken off in image pixels, then scaled with the box
+            corners, off = [(v - off) * scale for v in (x1, y1, x2, y2)], 0.0
         if rounded:  # RoI pooling's quantisation
             corners = [float(math.floor(v + 0.5)) for v in corners]
         sx, sy, ex, ey = (v - off for v in corners)
@@ -120,7 +131,7 @@ def _roi_samples(shape, rois, output_size, scale, sr, aligned, *, offset=True, s
         gw = sr if sr > 0 else max(math.ceil(rw / pw), 0)
         if gh == 0 or gw == 0 or not 0 <= image < n:
             continue
-        ys, xs = _samples(sy, rh, ph, gh), _samples(sx, rw, pw, gw)
+        ys, xs = _samples(sy, rh, ph, gh, not at_corners), _samples(sx, rw, pw, gw, not at_corners)
         yy = np.broadcast_to(ys[:, None, :, None], (ph, pw, gh, gw))
         xx = np.broadcast_to(xs[None, :, None, :], (ph, pw, gh, gw))
         inside = (yy >= -1) & (yy <= h) & (xx >= -1) & (xx <= w)
@@ -145,7 +156,17 @@ def _align_mistake(clamp_outside=False, **flags):
     return fn
 
 
-def _backward_mistake(divide=True, **flags):
+def _scatter(how, grad, rows, cols, values):
+    """grad[rows, cols] += values, the right way (np.add.at) or one of two wrong ones."""
+    if how == "add.at":
+        np.add.at(grad, (rows, cols), values)
+    elif how == "fancy":  # a repeated (row, col) is written once: the last value wins
+        grad[rows, cols] += values
+    else:  # "=": each write replaces what earlier samples sent
+        grad[rows, cols] = values
+
+
+def _backward_mistake(divide=True, scatter="add.at", **flags):
     def fn(grad_output, rois, input_shape, spatial_scale=1.0, sampling_ratio=-1, aligned=False):
         n, c, h, w = input_shape
         output_size = grad_output.shape[2:]
@@ -161,13 +182,19 @@ def _backward_mistake(divide=True, **flags):
                     count[:, :, None, None] if divide else 1
                 )
                 g = np.broadcast_to(g, yy.shape) * ok
-                for rows, cols, weight in [
+                corners = [
                     (ylo, xlo, hy * hx),
                     (ylo, xhi, hy * lx),
                     (yhi, xlo, ly * hx),
                     (yhi, xhi, ly * lx),
-                ]:
-                    np.add.at(grad[image, ch], (rows.ravel(), cols.ravel()), (g * weight).ravel())
+                ]
+                # the wrong scatters written bin by bin, corner by corner, as a loop would
+                bins = [(...,)] if scatter == "add.at" else np.ndindex(*output_size)
+                for b in bins:
+                    on = ok[b].ravel()  # samples off the map write nothing
+                    for rows, cols, weight in corners:
+                        at_r, at_c, v = (a[b].ravel()[on] for a in (rows, cols, g * weight))
+                        _scatter(scatter, grad[image, ch], at_r, at_c, v)
         return grad
 
     return fn
@@ -201,6 +228,11 @@ OFFSET = (
     "no half-pixel offset",
     "with aligned=True the scaled box is shifted by -0.5 (pixel centres sit at half-integers "
     "of the continuous coordinates), and the minimum size of 1 does not apply",
+)
+OFFSET_FIRST = (
+    "the half pixel subtracted before scaling",
+    "aligned=True shifts the box by half a cell of the feature map: scale first, then subtract "
+    "0.5 (x1 * spatial_scale - 0.5), not (x1 - 0.5) * spatial_scale",
 )
 VALID = (
     "averaging over the valid samples only",
@@ -240,6 +272,12 @@ BATTERY = Battery(
             [
                 Mistake(*SWAP, lambda plane, y, x: _interp(plane, x, y)),
                 Mistake(*CLAMP, lambda plane, y, x: _interp(plane, y, x, clamp_outside=True)),
+                Mistake(
+                    "the bilinear weights swapped",
+                    "a corner's weight is the distance to the *opposite* corner: the top-left "
+                    "value gets (1 - ly) * (1 - lx) with ly = y - floor(y)",
+                    lambda plane, y, x: _interp(plane, y, x, swap_weights=True),
+                ),
             ],
         ),
         FunctionBattery(
@@ -253,8 +291,16 @@ BATTERY = Battery(
                 Case("adaptive sampling (-1)", (MAPS, ROIS, (2, 3), 1.0, -1, False)),
                 Case("adaptive, aligned", (MAPS, ROIS, (3, 3), 1.0, -1, True)),
                 Case("spatial_scale 0.5", (MAPS, SCALED, (2, 2), 0.5, 2, False)),
+                Case("aligned, spatial_scale 0.5", (MAPS, SCALED, (2, 2), 0.5, 2, True)),
             ],
             [
+                Mistake(*OFFSET_FIRST, _align_mistake(offset_first=True)),
+                Mistake(
+                    "sampling at the bin corners instead of the centres",
+                    "a bin split into grid_h x grid_w sub-cells is sampled at each sub-cell's "
+                    "centre: y1 + (iy + 0.5) * bin_h / grid_h, not y1 + iy * bin_h / grid_h",
+                    _align_mistake(at_corners=True),
+                ),
                 Mistake(*OFFSET, _align_mistake(offset=False)),
                 Mistake(*VALID, _align_mistake(valid_count=True)),
                 Mistake(*SWAP, _align_mistake(swap=True)),
@@ -281,6 +327,18 @@ BATTERY = Battery(
                 Mistake(*OFFSET, _backward_mistake(offset=False)),
                 Mistake(*SWAP, _backward_mistake(swap=True)),
                 Mistake(*BATCH, _backward_mistake(batch_as_class=True)),
+                Mistake(
+                    "fancy-index += dropping repeated cells",
+                    "grad[rows, cols] += g writes a cell once even when several samples land on "
+                    "it; np.add.at(grad, (rows, cols), g) adds every one",
+                    _backward_mistake(scatter="fancy"),
+                ),
+                Mistake(
+                    "= instead of += in the backward",
+                    "every sample adds its share to the cells it read: accumulate with +=, do "
+                    "not overwrite what earlier samples (and RoIs) sent",
+                    _backward_mistake(scatter="="),
+                ),
             ],
         ),
         FunctionBattery(

@@ -121,8 +121,31 @@ def masks_rows_as_x(masks):
     return out
 
 
+def iou_min_max_swapped(b1, b2):
+    lt = np.minimum(b1[:, None, :2], b2[None, :, :2])  # should be the larger left/top edge
+    rb = np.maximum(b1[:, None, 2:], b2[None, :, 2:])
+    wh = np.clip(rb - lt, 0, None)
+    inter = wh[..., 0] * wh[..., 1]
+    return inter / (_area(b1)[:, None] + _area(b2)[None, :] - inter)
+
+
+def convert_floor_centre(boxes, in_fmt, out_fmt):
+    a, b, c, d = boxes.T
+    if in_fmt == "xywh":
+        a, b, c, d = a, b, a + c, b + d
+    elif in_fmt == "cxcywh":
+        a, b, c, d = a - c / 2, b - d / 2, a + c / 2, b + d / 2
+    if out_fmt == "xyxy":
+        return np.stack([a, b, c, d], axis=1)
+    if out_fmt == "xywh":
+        return np.stack([a, b, c - a, d - b], axis=1)
+    return np.stack([(a + c) // 2, (b + d) // 2, c - a, d - b], axis=1)
+
+
 PLANTED = [
     ("box_area", area_plus_one, 'the legacy "+1"'),
+    ("box_iou", iou_min_max_swapped, "min and max swapped in the intersection"),
+    ("box_convert", convert_floor_centre, "integer division for the centre"),
     ("box_iou", iou_plus_one, 'the legacy "+1"'),
     ("box_iou", iou_over_first_area, "overlap divided by the area of the first box"),
     ("box_iou", iou_over_sum, "the intersection counted twice in the union"),
@@ -186,3 +209,30 @@ def test_unknown_lesson_is_a_clear_error():
 @pytest.mark.parametrize("path,code", [(STUBS, 1), (SOLUTION, 0)])
 def test_command_line_exit_codes(path, code):
     assert_cli_exit_code("00", path, code)
+
+
+def test_box_convert_returning_its_input_breaks_the_contract():
+    """The same format in and out still asks for a new array, not the caller's own."""
+    solution = load_solution("00")
+
+    def box_convert(boxes, in_fmt, out_fmt):
+        if in_fmt == out_fmt:
+            return boxes
+        return solution.box_convert(boxes, in_fmt, out_fmt)
+
+    report = check_module("00", replaced(solution, box_convert=box_convert))
+    result = report.result("box_convert")
+    assert result.status == "failed" and result.passed == result.total - 1, report.text()
+    assert "returned its input array itself" in report.text()
+
+
+def test_masks_to_boxes_returning_a_list_breaks_the_contract():
+    solution = load_solution("00")
+
+    def masks_to_boxes(masks):
+        return solution.masks_to_boxes(masks).tolist()
+
+    report = check_module("00", replaced(solution, masks_to_boxes=masks_to_boxes))
+    result = report.result("masks_to_boxes")
+    assert result.status == "failed" and result.passed == 0, report.text()
+    assert "returned a list, expected a NumPy array" in report.text()

@@ -133,7 +133,7 @@ PLANTED_BATCHED = [
 # ----------------------------------------------------------------------------- planted: soft
 
 
-def learner_soft(rule="paper", reselect=True):
+def learner_soft(rule="paper", reselect=True, ties="low"):
     def soft_nms(
         boxes, scores, iou_threshold=0.3, sigma=0.5, score_threshold=0.001, method="linear"
     ):
@@ -158,7 +158,10 @@ def learner_soft(rule="paper", reselect=True):
         left = list(range(len(s))) if reselect else list(np.argsort(-s, kind="stable"))
         keep, kept = [], []
         while left:
-            m = left[int(np.argmax(s[left]))] if reselect else left[0]
+            if ties == "low":
+                m = left[int(np.argmax(s[left]))] if reselect else left[0]
+            else:  # the last of the best: argmax over the reversed list
+                m = left[len(left) - 1 - int(np.argmax(s[left][::-1]))]
             if s[m] < score_threshold:
                 if reselect:
                     break
@@ -179,6 +182,7 @@ PLANTED_SOFT = [
     (learner_soft(rule="iou"), "the weight IoU instead of 1 - IoU"),
     (learner_soft(rule="gaussian above"), "the Gaussian penalty only above the threshold"),
     (learner_soft(reselect=False), "no re-selection after decaying"),
+    (learner_soft(ties="high"), "equal scores ranked by the higher index"),
 ]
 
 PLANTED = (
@@ -223,3 +227,27 @@ def test_a_wrong_kept_list_is_shown():
     """A short list of the wrong length is printed next to the expected one."""
     report = check_module("04", _with(_solution(), nms=learner_nms(plus=1)))
     assert "[0 2 3 4 5] instead of [0 1 2 3 4 5]" in report.text()
+
+
+def test_float_indices_break_the_contract():
+    """NMS returns int64 indices (the contract); the same values as floats fail every case."""
+    solution = _solution()
+
+    def nms(boxes, scores, thresh):
+        return solution.nms(boxes, scores, thresh).astype(np.float64)
+
+    report = check_module("04", _with(solution, nms=nms))
+    result = report.result("nms")
+    assert result.status == "failed" and result.passed == 0, report.text()
+    assert "returned dtype float64, the contract says int64" in report.text()
+    assert all(r.status == "ok" for r in report.results if r.name != "nms")
+
+
+def test_int32_indices_break_the_stated_dtype():
+    solution = _solution()
+
+    def batched(boxes, scores, idxs, thresh):
+        return solution.batched_nms(boxes, scores, idxs, thresh).astype(np.int32)
+
+    text = check_module("04", _with(solution, batched_nms=batched)).text()
+    assert "returned dtype int32, the contract says int64" in text

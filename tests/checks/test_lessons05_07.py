@@ -172,7 +172,14 @@ sol07 = _load("lesson07_solution")
 
 
 def align_with(
-    offset=True, count_valid=False, swap=False, batch_in_box=False, clamp=False, min_one=True
+    offset=True,
+    count_valid=False,
+    swap=False,
+    batch_in_box=False,
+    clamp=False,
+    min_one=True,
+    offset_first=False,
+    at_corners=False,
 ):
     def roi_align(input, rois, output_size, spatial_scale=1.0, sampling_ratio=-1, aligned=False):
         ph, pw = output_size
@@ -183,7 +190,10 @@ def align_with(
             if swap:
                 x1, y1, x2, y2 = y1, x1, y2, x2
             off = 0.5 if (aligned and offset) else 0.0
-            x1, y1, x2, y2 = (v * spatial_scale - off for v in (x1, y1, x2, y2))
+            if offset_first:  # the half pixel off in image pixels, then the whole box scaled
+                x1, y1, x2, y2 = ((v - off) * spatial_scale for v in (x1, y1, x2, y2))
+            else:
+                x1, y1, x2, y2 = (v * spatial_scale - off for v in (x1, y1, x2, y2))
             rw, rh = x2 - x1, y2 - y1
             if not aligned and min_one:
                 rw, rh = max(rw, 1), max(rh, 1)
@@ -193,8 +203,9 @@ def align_with(
                 continue
             for i in range(ph):
                 for j in range(pw):
-                    ys = y1 + i * rh / ph + (np.arange(gh) + 0.5) * rh / ph / gh
-                    xs = x1 + j * rw / pw + (np.arange(gw) + 0.5) * rw / pw / gw
+                    half = 0.0 if at_corners else 0.5
+                    ys = y1 + i * rh / ph + (np.arange(gh) + half) * rh / ph / gh
+                    xs = x1 + j * rw / pw + (np.arange(gw) + half) * rw / pw / gw
                     yy, xx = np.meshgrid(ys, xs, indexing="ij")
                     inside = (yy >= -1) & (yy <= h) & (xx >= -1) & (xx <= w)
                     if clamp:
@@ -227,6 +238,52 @@ def backward_undivided(
     return grad
 
 
+def bilinear_weights_swapped(plane, y, x):
+    """Each corner weighted by its own distance: (y - y0) on the top row instead of 1 - it."""
+    h, w = plane.shape
+    y, x = np.asarray(y, dtype=float), np.asarray(x, dtype=float)
+    ok = (y >= -1) & (y <= h) & (x >= -1) & (x <= w)
+    y, x = np.clip(y, 0, None), np.clip(x, 0, None)
+    y0 = np.minimum(np.floor(y), h - 1).astype(int)
+    x0 = np.minimum(np.floor(x), w - 1).astype(int)
+    y1, x1 = np.minimum(y0 + 1, h - 1), np.minimum(x0 + 1, w - 1)
+    ly = np.where(y0 >= h - 1, 0.0, y - y0)
+    lx = np.where(x0 >= w - 1, 0.0, x - x0)
+    value = (
+        ly * lx * plane[y0, x0]
+        + ly * (1 - lx) * plane[y0, x1]
+        + (1 - ly) * lx * plane[y1, x0]
+        + (1 - ly) * (1 - lx) * plane[y1, x1]
+    )
+    return np.where(ok, value, 0.0)
+
+
+def backward_scattered(how):
+    """The backward with the count, but scattered with fancy-index += or with =."""
+
+    def roi_align_backward(
+        grad_output, rois, input_shape, spatial_scale=1.0, sampling_ratio=-1, aligned=False
+    ):
+        grad = np.zeros(input_shape)
+        for k, roi in enumerate(rois):
+            b = int(roi[0])
+            points = sol07._bin_points(
+                roi, grad_output.shape[2:], spatial_scale, sampling_ratio, aligned
+            )
+            for i, j, yy, xx, count in points:
+                cells, ok = sol07._weights(input_shape[2:], yy, xx)
+                for ch in range(input_shape[1]):
+                    for r, c, wt in cells:
+                        share = grad_output[k, ch, i, j] * wt[ok] / count
+                        if how == "+=":
+                            grad[b, ch][r[ok], c[ok]] += share
+                        else:
+                            grad[b, ch][r[ok], c[ok]] = share
+        return grad
+
+    return roi_align_backward
+
+
 def level_no_eps(boxes, k_min, k_max):
     side = np.sqrt((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))
     return np.clip(np.floor(4 + np.log2(side / 224)), k_min, k_max).astype(np.int64) - k_min
@@ -249,12 +306,21 @@ PLANTED_07 = [
         "outside samples clamped to the border",
     ),
     ("roi_align", align_with(offset=False), "no half-pixel offset"),
+    ("roi_align", align_with(offset_first=True), "the half pixel subtracted before scaling"),
+    (
+        "roi_align",
+        align_with(at_corners=True),
+        "sampling at the bin corners instead of the centres",
+    ),
     ("roi_align", align_with(count_valid=True), "averaging over the valid samples only"),
     ("roi_align", align_with(swap=True), "x and y swapped"),
     ("roi_align", align_with(batch_in_box=True), "the batch index read as part of the box"),
     ("roi_align", align_with(clamp=True), "outside samples clamped to the border"),
     ("roi_align", align_with(min_one=False), "the minimum RoI size forgotten"),
     ("roi_align_backward", backward_undivided, "the gradient not divided by the sample count"),
+    ("roi_align_backward", backward_scattered("+="), "fancy-index += dropping repeated cells"),
+    ("roi_align_backward", backward_scattered("="), "= instead of += in the backward"),
+    ("bilinear_interpolate", bilinear_weights_swapped, "the bilinear weights swapped"),
     ("fpn_level", level_no_eps, "no epsilon"),
     ("fpn_level", level_area, "the area instead of its square root"),
 ]
