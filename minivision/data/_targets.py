@@ -1,6 +1,6 @@
 """Helpers shared by the datasets: boxes, semantic maps and polygons from instance masks.
 
-Host code (DESIGN.md §2): the datasets produce NumPy arrays, so these helpers are NumPy.
+Host island (DESIGN.md §2): the datasets produce NumPy arrays, so these helpers are NumPy.
 Conventions are DESIGN.md §3's: a box is ``(x1, y1, x2, y2)`` in continuous pixel coordinates
 (pixel ``(r, c)`` covers ``[c, c+1) x [r, r+1)``), so a mask's tight box ends one past its last
 column and row, as ``pycocotools.mask.toBbox`` reports it.

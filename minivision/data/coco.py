@@ -19,7 +19,7 @@ pixels read in column-major (Fortran) order, alternating runs of 0s and 1s, star
 COCO tool. The compact string form of ``counts`` (compressed RLE, used by COCO's own files and
 by result files) is the codec of :mod:`minivision.data.rle`.
 
-Host code (DESIGN.md §2): NumPy and plain Python lists (JSON-ready).
+Host island (DESIGN.md §2): NumPy and plain Python lists (JSON-ready).
 """
 
 from __future__ import annotations

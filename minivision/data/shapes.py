@@ -11,7 +11,7 @@ The pixels use nothing but correctly rounded arithmetic on uniform draws (no ``s
 no ziggurat normals, no floating-point sums whose order a SIMD loop may change), so the bytes
 do not depend on the CPU or its maths library; ``tests/data/test_shapes.py`` pins them.
 
-Host code (DESIGN.md §2): the output is NumPy arrays (images are host data).
+Host island (DESIGN.md §2): the output is NumPy arrays (images are host data).
 """
 
 from __future__ import annotations

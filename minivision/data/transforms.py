@@ -8,7 +8,7 @@ size. :class:`RandomHorizontalFlip` mirrors the pixels and moves boxes, masks an
 map with them (``torchvision.transforms.v2.RandomHorizontalFlip``). :func:`batches` visits a
 dataset in an order fixed by ``(seed, epoch)``, so a training run can be repeated and resumed.
 
-Host code (DESIGN.md §2): NumPy in, NumPy out; the training loop moves a batch to its backend.
+Host island (DESIGN.md §2): NumPy in, NumPy out; the training loop moves a batch to its backend.
 """
 
 from __future__ import annotations

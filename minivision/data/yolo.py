@@ -17,7 +17,7 @@ boxes (median IoU 0.95). So each polygon is paired with a box by its *extent*, n
 id: greedily, highest IoU first, one to one, IoU >= ``match_iou``. A box left without a polygon
 gets an empty mask and ``has_mask`` False; a polygon left without a box is not used.
 
-Host code (DESIGN.md §2): files in, NumPy arrays out.
+Host island (DESIGN.md §2): files in, NumPy arrays out.
 """
 
 from __future__ import annotations

@@ -5,6 +5,9 @@ Felzenszwalb–Huttenlocher smooths the image before it builds the graph
 features take oriented Gaussian derivatives (:mod:`minivision.proposals.ss_features`, NumPy).
 Both use :func:`gaussian_kernel1d` for the taps (computed on the host, as Python floats) and
 :func:`correlate1d` for the filtering (array code, any backend).
+
+Host island (DESIGN.md §2) for the taps, which are computed in NumPy on the host (scipy's exact
+values); the filtering itself runs on the input's backend.
 """
 
 from __future__ import annotations

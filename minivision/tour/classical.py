@@ -1,5 +1,8 @@
 """Tour stages of the classical front end (lessons 00-03): graph segmentation, selective-search
-proposals, boxes and IoU, a hand-made convolution layer."""
+proposals, boxes and IoU, a hand-made convolution layer.
+
+Host island (DESIGN.md §2): the tour draws pictures with NumPy and matplotlib.
+"""
 
 from __future__ import annotations
 

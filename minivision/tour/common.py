@@ -1,5 +1,8 @@
 """What every tour stage shares: the default photograph and its named objects, the image loader,
-the :class:`Stage` record and the figure writer. Host code (NumPy, matplotlib)."""
+the :class:`Stage` record and the figure writer.
+
+Host island (DESIGN.md §2): NumPy and matplotlib on the host.
+"""
 
 from __future__ import annotations
 

@@ -4,6 +4,8 @@ held-out Shapes scenes, and how COCO's AP scores it.
 These stages do not read the tour's photograph: the shipped network was trained on 32 x 32
 synthetic scenes (``minivision/weights/localizer_shapes.json`` says how), so the tour shows it
 on scenes of the same kind that it never saw.
+
+Host island (DESIGN.md §2): the tour draws pictures with NumPy and matplotlib.
 """
 
 from __future__ import annotations

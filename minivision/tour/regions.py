@@ -1,5 +1,8 @@
 """Tour stages of the two-stage detector's machinery (lessons 04-08): anchors and their matches,
-NMS of scored boxes, RoI crops of the kept boxes, mask targets."""
+NMS of scored boxes, RoI crops of the kept boxes, mask targets.
+
+Host island (DESIGN.md §2): the tour draws pictures with NumPy and matplotlib.
+"""
 
 from __future__ import annotations
 
