@@ -79,8 +79,8 @@ def synthetic_coco(n_images=5000, n_categories=80, seed=0, masks=False, width=64
 
 def _rasterise(anns, dts, height, width, chunk=20000):
     """Polygon areas, crowd regions as uncompressed RLE, detections as compressed RLE + box."""
-    from ..data import _rle_batch as rb
-    from ..data import _rle_poly as rp
+    from ..data import rle_batch as rb
+    from ..data import rle_poly as rp
 
     for lo in range(0, len(anns), chunk):
         part = anns[lo:lo + chunk]

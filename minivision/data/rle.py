@@ -17,7 +17,7 @@ Functions (pycocotools' names and return types):
   pixel belongs to the polygon when its centre does), boxes ``[x, y, w, h]`` (as their
   4-corner polygon) and uncompressed RLE (``counts`` a list) -> compressed RLE.
 
-Every routine is vectorised over all masks and runs (``_rle_batch.py``, ``_rle_poly.py``); none
+Every routine is vectorised over all masks and runs (``rle_batch.py``, ``rle_poly.py``); none
 loops per pixel or per run (only ``merge`` of RLEs with empty runs *inside* -- which no encoder
 writes -- replays maskApi's merge loop). Counts are decoded with 64-bit arithmetic; maskApi's
 decoder shifts 32-bit ints, so the two agree for count differences below 2^29 (any image up to
@@ -38,9 +38,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _rle_batch as rb
-from . import _rle_iou
-from . import _rle_poly as rp
+from . import rle_batch as rb
+from . import rle_iou
+from . import rle_poly as rp
 
 __all__ = [
     "encode", "decode", "area", "toBbox", "iou", "merge", "frPyObjects",
@@ -216,7 +216,7 @@ def iou(dt, gt, iscrowd):
         raise TypeError("dt and gt must both be boxes or both be RLEs")
     di, gi = np.repeat(np.arange(m), n), np.tile(np.arange(n), m)
     if boxes[0] is not None:
-        out = _rle_iou.box_pair_iou(boxes[0][di], boxes[1][gi], crowd[gi])
+        out = rle_iou.box_pair_iou(boxes[0][di], boxes[1][gi], crowd[gi])
         return out.reshape(m, n)
     tabs = []
     for objs in (dt, gt):
@@ -224,7 +224,7 @@ def iou(dt, gt, iscrowd):
         tabs.append(rb.Intervals.from_counts(counts, offsets, h, w))
     if (tabs[0].h[di] != tabs[1].h[gi]).any() or (tabs[0].w[di] != tabs[1].w[gi]).any():
         raise ValueError("iou: dt and gt masks must have the same size (pycocotools gives -1)")
-    return _rle_iou.mask_pair_iou(tabs[0], di, tabs[1], gi, crowd[gi]).reshape(m, n)
+    return rle_iou.mask_pair_iou(tabs[0], di, tabs[1], gi, crowd[gi]).reshape(m, n)
 
 
 def _as_boxes(objs):

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..data import _rle_batch as rb
-from ..data import _rle_poly as rp
+from ..data import rle_batch as rb
+from ..data import rle_poly as rp
 
 
 @dataclass

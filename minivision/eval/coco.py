@@ -76,7 +76,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..data import _rle_iou
+from ..data import rle_iou
 from . import _coco_load, _coco_match
 
 DEFAULT_AREA_RANGES = {
@@ -192,10 +192,10 @@ def coco_evaluate(
     d = _coco_load.load_dt(dt, g, gt_json, iou_type)
     if iou_type == "bbox":
         def pair_iou(d_rows, g_rows, crowd):
-            return _rle_iou.box_pair_iou(d.bbox[d_rows], g.bbox[g_rows], crowd)
+            return rle_iou.box_pair_iou(d.bbox[d_rows], g.bbox[g_rows], crowd)
     else:
         def pair_iou(d_rows, g_rows, crowd):
-            return _rle_iou.mask_pair_iou(d.masks, d_rows, g.masks, g_rows, crowd)
+            return rle_iou.mask_pair_iou(d.masks, d_rows, g.masks, g_rows, crowd)
 
     m = _coco_match.match(
         g, d, pair_iou, iou_thrs, rngs, max_dets[-1], use_cats, ignore_flag, zero_id_quirk

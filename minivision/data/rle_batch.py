@@ -5,7 +5,7 @@ The array machinery behind :mod:`minivision.data.rle` and the mask evaluation of
 (int64, the run lengths, zeros first) with mask ``i`` at ``counts[offsets[i]:offsets[i + 1]]``.
 Each function is a transcription of one routine of pycocotools' ``maskApi.c`` (named in its
 docstring) with the per-pixel and per-run C loops replaced by array operations over all masks.
-Polygons and COCO's segmentation formats are in ``_rle_poly.py``.
+Polygons and COCO's segmentation formats are in ``rle_poly.py``.
 """
 
 from __future__ import annotations

@@ -1,14 +1,14 @@
 """Polygons, boxes and COCO segmentation fields -> RLE counts, for many at once (host island).
 
 ``rleFrPoly`` / ``rleFrBbox`` of pycocotools' ``maskApi.c`` and ``COCO.annToRLE``, vectorised
-over all polygons; the CSR layout is the one of ``_rle_batch.py``.
+over all polygons; the CSR layout is the one of ``rle_batch.py``.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ._rle_batch import (
+from .rle_batch import (
     counts_to_intervals,
     csr,
     intervals_to_counts,

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _rle_batch as rb
+from . import rle_batch as rb
 
 
 def box_pair_iou(dbox, gbox, crowd):
