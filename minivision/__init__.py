@@ -81,10 +81,12 @@ from .ops.boxes import (
 from .ops.nms import batched_nms, nms, soft_nms
 from .proposals.felzenszwalb import felzenszwalb
 from .proposals.selective_search import selective_search
+from .weights import load_pretrained
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "load_pretrained",
     "box_area",
     "box_convert",
     "box_iou",

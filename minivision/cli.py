@@ -1,4 +1,4 @@
-"""The command line: ``minivision tour | check | bench | proposals | eval | train``."""
+"""The command line: ``minivision tour | check | bench | proposals | eval | train | segment``."""
 
 from __future__ import annotations
 
@@ -72,7 +72,8 @@ def _parser() -> argparse.ArgumentParser:
     tr = sub.add_parser(
         "train", help="train a model on synthetic Shapes scenes (resumes a run in the same --out)"
     )
-    tr.add_argument("model", metavar="MODEL", help="the model to train: localizer")
+    tr.add_argument("model", metavar="MODEL", help="the model to train: localizer, fcn32s, "
+                    "fcn16s, fcn8s, unet, deeplab, deeplab_no_aspp or segnet")
     tr.add_argument("--steps", type=int, required=True, help="total optimisation steps")
     tr.add_argument("--seed", type=int, default=0, help="data and initialisation seed (default: 0)")
     tr.add_argument("--out", required=True, metavar="DIR", help="checkpoint, loss.png, history.json")
@@ -80,6 +81,13 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--lr", type=float, default=None, help="learning rate (default: the config's)")
     tr.add_argument("--image-size", type=int, default=None, help="scene side in pixels")
     tr.add_argument("--checkpoint-every", type=int, default=100, help="default: %(default)s")
+    sg = sub.add_parser("segment", help="label every pixel of images with a trained segmenter")
+    sg.add_argument("checkpoint", metavar="CHECKPOINT",
+                    help="a shipped model (unet_shapes, ...) or a `minivision train` folder")
+    sg.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, ...)")
+    sg.add_argument("--out", default="minivision-segment", metavar="DIR",
+                    help="folder for <image>.png colour maps and <image>.npy class maps "
+                         "(default: %(default)s)")
     return p
 
 
@@ -88,9 +96,17 @@ def _trainers() -> dict:
 
     Each detector or segmenter adds its entry here.
     """
-    from .detection.localizer import LocalizerConfig, training_recipe
+    from functools import partial
 
-    return {"localizer": (LocalizerConfig, training_recipe)}
+    from .detection.localizer import LocalizerConfig
+    from .detection.localizer import training_recipe as localizer_recipe
+    from .segmentation.recipes import MODELS, SegmenterConfig
+    from .segmentation.recipes import training_recipe as segmenter_recipe
+
+    trainers = {"localizer": (LocalizerConfig, localizer_recipe)}
+    for name in MODELS:
+        trainers[name] = (partial(SegmenterConfig, model=name), segmenter_recipe)
+    return trainers
 
 
 def _train(args) -> int:
@@ -129,6 +145,48 @@ def _train(args) -> int:
     return 0
 
 
+def _write_atomic(path, write) -> None:
+    """``write(file)`` into a temporary file beside ``path``, then rename it onto ``path``."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as f:
+        write(f)
+    tmp.replace(path)
+
+
+def _segment(args) -> int:
+    """Run a segmenter on each image; a file that cannot be read is reported and skipped."""
+    from pathlib import Path
+
+    import numpy as np
+    from skimage import io
+
+    from .tour.common import load_image
+    from .viz import class_map_colors
+    from .weights import load_model
+
+    model = load_model(args.checkpoint)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    names = ["background", *model.classes]
+    failed = 0
+    for path in args.images:
+        try:
+            image, _ = load_image(path)
+        except (FileNotFoundError, ValueError) as err:
+            print(f"minivision segment: skipped {path}: {err}", file=sys.stderr)
+            failed += 1
+            continue
+        (classes,) = model.predict([image])  # (H, W) int64
+        stem = out / Path(path).stem
+        _write_atomic(stem.with_suffix(".npy"), lambda f, c=classes: np.save(f, c))
+        _write_atomic(stem.with_suffix(".png"), lambda f, c=classes: io.imsave(
+            f, class_map_colors(c), extension=".png", check_contrast=False))
+        counts = np.bincount(classes.ravel(), minlength=len(names))
+        share = ", ".join(f"{n} {c / classes.size:.0%}" for n, c in zip(names, counts) if c)
+        print(f"{path}: {share} -> {stem}.png")
+    return 1 if failed else 0
+
+
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -161,6 +219,8 @@ def main(argv=None) -> int:
             return 0
         if args.command == "train":
             return _train(args)
+        if args.command == "segment":
+            return _segment(args)
     except (FileNotFoundError, ValueError) as err:
         print(f"minivision {args.command}: {err}", file=sys.stderr)
         return 2

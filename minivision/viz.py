@@ -198,3 +198,33 @@ def plot_confusion_matrix(ax, confmat, class_names=None, normalize=None, title=N
     if title:
         ax.set_title(title)
     return im
+
+
+#: Colours of class maps: background black, then one distinct colour per class (Okabe-Ito).
+CLASS_COLORS = np.array(
+    [[0, 0, 0], [230, 159, 0], [86, 180, 233], [0, 158, 115], [240, 228, 66], [0, 114, 178],
+     [213, 94, 0], [204, 121, 167], [255, 255, 255]], dtype=np.uint8)  # fmt: skip
+
+
+def class_map_colors(classes):
+    """An ``(H, W)`` integer class map as an ``(H, W, 3)`` uint8 picture (:data:`CLASS_COLORS`;
+    classes beyond the palette cycle through it, negative ones -- ignored pixels -- are grey)."""
+    c = np.asarray(to_numpy(classes))
+    if c.ndim != 2 or not np.issubdtype(c.dtype, np.integer):
+        raise ValueError(f"classes must be an (H, W) integer map, got {c.dtype}{c.shape}")
+    picture = CLASS_COLORS[np.where(c < 0, 0, c) % len(CLASS_COLORS)]
+    picture[c < 0] = 128
+    return picture
+
+
+def show_class_map(ax, classes, names=None, title=None):
+    """Draw a class map in :data:`CLASS_COLORS`, with a legend of the ``names`` it contains."""
+    from matplotlib.patches import Patch
+
+    show_image(ax, class_map_colors(classes), title)
+    if names is not None:
+        present = np.unique(np.asarray(to_numpy(classes)))
+        handles = [Patch(color=CLASS_COLORS[k % len(CLASS_COLORS)] / 255, label=names[k])
+                   for k in present if 0 <= k < len(names)]  # fmt: skip
+        ax.legend(handles=handles, fontsize=7, loc="lower right", framealpha=0.7)
+    return ax

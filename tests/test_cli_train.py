@@ -49,7 +49,7 @@ def test_resume_is_bit_identical(tmp_path, capsys):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["train", "resnet", "--steps", "3"], "MODEL must be one of ['localizer']"),
+        (["train", "resnet", "--steps", "3"], "MODEL must be one of ['deeplab', 'deeplab_no_aspp', 'fcn16s'"),
         (["train", "localizer", "--steps", "0"], "--steps must be a positive integer"),
         (["train", "localizer", "--steps", "3", "--lr", "-1"], "--lr must be positive"),
         (["train", "localizer", "--steps", "3", "--image-size", "20"], "multiple of 8"),

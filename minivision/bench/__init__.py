@@ -31,6 +31,19 @@ class Row:
         return self.minivision_ms / self.reference_ms
 
 
+def blas_threads() -> int:
+    """The thread count NumPy's BLAS uses: its environment variables, else every CPU.
+
+    Training-step entries give torch as many threads, so both sides compute alike.
+    """
+    import os
+
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        if os.environ.get(var, "").isdigit():
+            return int(os.environ[var])
+    return os.cpu_count() or 1
+
+
 def best_of(fn: Callable[[], object], repeat: int = 3) -> float:
     """The shortest wall time of ``repeat`` calls of ``fn()``, in **seconds** (the notebooks' timer).
 
@@ -70,7 +83,8 @@ def _discover() -> dict[str, Callable[[int], list[Row]]]:
 
     found = {}
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
-        found.update(importlib.import_module(f"{__name__}.{info.name}").BENCHMARKS)
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        found.update(getattr(module, "BENCHMARKS", {}))  # helper modules have none
     return found
 
 

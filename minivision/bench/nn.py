@@ -16,21 +16,11 @@ minivision.bench.nn`` to print it.
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
-from . import Row, timeit
+from . import Row, blas_threads, timeit
 
 BATCH, SIZE, CLASSES, LR = 16, 128, 10, 0.01
-
-
-def _blas_threads() -> int:
-    """The thread count NumPy's BLAS uses: its environment variables, else every CPU."""
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        if os.environ.get(var, "").isdigit():
-            return int(os.environ[var])
-    return os.cpu_count() or 1
 
 
 def build(nn):
@@ -49,7 +39,7 @@ def _setup(threads=None):
 
     import minivision.nn as mnn
 
-    torch.set_num_threads(threads or _blas_threads())
+    torch.set_num_threads(threads or blas_threads())
     torch.manual_seed(0)
     ref = build(torch.nn)
     ours = build(mnn)

@@ -61,6 +61,12 @@ def load_image(path=None):
             f"IMAGE must be a picture scikit-image can read (PNG, JPEG, ...), {path} is not "
             f"({type(err).__name__}: {err})"
         ) from None
+    if image.dtype == np.uint16:  # a 16-bit PNG: keep the high byte of each sample
+        image = (image >> 8).astype(np.uint8)
+    elif image.dtype == bool:
+        image = image.astype(np.uint8) * 255
+    elif image.dtype != np.uint8:
+        raise ValueError(f"IMAGE must hold 8- or 16-bit samples, {path} holds {image.dtype}")
     if image.ndim == 2:
         image = np.stack([image] * 3, axis=-1)
     if image.ndim != 3 or image.shape[2] < 3:
