@@ -2,8 +2,8 @@
 
 Each stage writes its figures and a paragraph; ``index.html`` strings them together in pipeline
 order (segmentation -> proposals -> boxes -> features -> anchors -> NMS -> RoI crops -> masks ->
-a trained network -> its score). The stages live by part of the course: ``classical.py``
-(lessons 00-03), ``regions.py`` (04-08), ``learning.py`` (09-10); ``common.py`` holds what they
+a trained network -> its score -> semantic maps). The stages live by part of the course: ``classical.py``
+(lessons 00-03), ``regions.py`` (04-08), ``learning.py`` (09-10), ``semantic.py`` (15); ``common.py`` holds what they
 share. Later lessons add a stage function to ``STAGES``. Like the command line, this is a host
 island: it works on NumPy arrays (images read from disk, figures for matplotlib), never on a
 device.
@@ -18,18 +18,20 @@ from .classical import stage_boxes, stage_features, stage_proposals, stage_segme
 from .common import ASTRONAUT_BOXES, Stage, demo_boxes, load_image, save_figure
 from .learning import stage_evaluation, stage_training
 from .regions import candidate_detections, stage_anchors, stage_masks, stage_nms, stage_roi_crops
+from .semantic import stage_semantic
 
 __all__ = [
     "STAGES", "run_tour", "write_index", "Stage", "load_image", "save_figure", "demo_boxes",
     "ASTRONAUT_BOXES", "candidate_detections", "stage_segmentation", "stage_proposals",
     "stage_boxes", "stage_features", "stage_anchors", "stage_nms", "stage_roi_crops",
-    "stage_masks", "stage_training", "stage_evaluation",
+    "stage_masks", "stage_training", "stage_evaluation", "stage_semantic",
 ]
 
 # In pipeline order: the classical proposals (segments, then grouped boxes), how a box is
 # measured against an object (IoU), the network's feature map, the anchors a region proposal
 # network scores on it, NMS of the scored boxes, the RoI crops of the kept boxes, their masks;
-# then a network trained from scratch, and the field's score of its detections.
+# then a network trained from scratch, the field's score of its detections, and the
+# segmenters' semantic maps.
 STAGES = [
     stage_segmentation,
     stage_proposals,
@@ -41,6 +43,7 @@ STAGES = [
     stage_masks,
     stage_training,
     stage_evaluation,
+    stage_semantic,
 ]
 
 
