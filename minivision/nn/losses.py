@@ -114,11 +114,39 @@ def l1_loss_backward(input, target, reduction: str = "mean", grad_output=None):
 # ----------------------------------------------------------------------------- cross-entropy
 
 
+def _as_rows(input, target):
+    """``(N, C, d1, ...)`` logits and ``(N, d1, ...)`` targets as ``(M, C)`` rows and ``(M,)``
+    targets (``M = N d1 ...``), torch's N-d layout; plus what :func:`_from_rows` needs (None for
+    2-D input, which passes through)."""
+    if not hasattr(input, "ndim") or input.ndim <= 2 or not hasattr(target, "shape"):
+        return input, target, None
+    xp = namespace_of(input=input, target=target)
+    expected = (input.shape[0], *input.shape[2:])
+    if tuple(target.shape) != expected:
+        raise ValueError(f"target must have shape {expected} for input of shape "
+                         f"{tuple(input.shape)}, got {tuple(target.shape)}")  # fmt: skip
+    perm = (0, *range(2, input.ndim), 1)  # the class axis last
+    rows = xp.reshape(xp.permute_dims(input, perm), (-1, input.shape[1]))
+    return rows, xp.reshape(target, (-1,)), (xp, tuple(input.shape), perm)
+
+
+def _from_rows(rows, layout, per_class: bool):
+    """Undo :func:`_as_rows` for a per-row result ``(M,)`` or a per-class one ``(M, C)``."""
+    if layout is None:
+        return rows
+    xp, shape, perm = layout
+    if not per_class:
+        return xp.reshape(rows, (shape[0], *shape[2:]))
+    moved = xp.reshape(rows, tuple(shape[i] for i in perm))
+    inverse = tuple(perm.index(i) for i in range(len(perm)))
+    return xp.permute_dims(moved, inverse)
+
+
 def _ce_parts(input, target, weight, ignore_index, label_smoothing):
     xp = namespace_of(input=input, target=target, weight=weight)
     check_float(xp, input, "input")
     if input.ndim != 2:
-        raise ValueError(f"input must have shape (N, C), got {tuple(input.shape)}")
+        raise ValueError(f"input must have shape (N, C) or (N, C, d1, ...), got {tuple(input.shape)}")
     n, c = input.shape
     if tuple(target.shape) != (n,) or not xp.isdtype(target.dtype, "integral"):
         raise ValueError(
@@ -160,7 +188,7 @@ def cross_entropy(
     reduction: str = "mean",
     label_smoothing: float = 0.0,
 ):
-    """Softmax cross-entropy over class indices, torch's ``F.cross_entropy`` for ``(N, C)``.
+    """Softmax cross-entropy over class indices, torch's ``F.cross_entropy``.
 
     .. math:: \\ell_i = -w_{t_i} \\log p_{i, t_i}, \\quad
               \\log p_{i,c} = x_{i,c} - m_i - \\log \\textstyle\\sum_k e^{x_{i,k} - m_i}
@@ -173,20 +201,23 @@ def cross_entropy(
 
     Parameters
     ----------
-    input : (N, C) float logits.
-    target : (N,) integer class indices in ``[0, C)``, or ``ignore_index``. Any other value
-        cannot be checked without reading the data (torch raises): that row's loss is NaN, so
+    input : (N, C) float logits, or (N, C, d1, ...): a class distribution at every position
+        (per-pixel cross-entropy of ``(N, C, H, W)`` segmentation logits).
+    target : (N,) -- or (N, d1, ...) -- integer class indices in ``[0, C)``, or ``ignore_index``.
+        ``"none"`` returns the target's shape; ``"mean"`` averages over every kept position.
+        Any other value cannot be checked without reading the data (torch raises): that row's loss is NaN, so
         the ``"mean"`` and ``"sum"`` are NaN too, and :func:`cross_entropy_backward` gives NaN
         in that row (the other rows keep their gradients) -- as in
         :func:`minivision.detection.fastrcnn_loss`.
     weight : optional (C,) class weights.
     """
     check_reduction(reduction)
+    input, target, layout = _as_rows(input, target)  # (N, C, d1, ...) -> (M, C) rows
     xp, coef, w_t, valid, bad = _ce_parts(input, target, weight, ignore_index, label_smoothing)
     loss = -xp.sum(coef * log_softmax(xp, input), axis=1)  # (N,)
     loss = xp.where(bad, math.nan, loss)
     if reduction == "none":
-        return loss
+        return _from_rows(loss, layout, per_class=False)
     if reduction == "sum":
         return as_0d(xp, xp.sum(loss))
     return as_0d(xp, xp.sum(loss) / xp.sum(w_t))
@@ -209,16 +240,17 @@ def cross_entropy_backward(
     whose target is outside ``[0, C)`` and not ``ignore_index`` gets NaN.
     """
     check_reduction(reduction)
+    input, target, layout = _as_rows(input, target)  # (N, C, d1, ...) -> (M, C) rows
     xp, coef, w_t, valid, bad = _ce_parts(input, target, weight, ignore_index, label_smoothing)
     p = xp.exp(log_softmax(xp, input))
     g = p * xp.sum(coef, axis=1, keepdims=True) - coef  # (N, C)
     up = 1.0 if grad_output is None else grad_output
     if reduction == "none":
-        up = up if grad_output is None else up[:, None]
+        up = up if grad_output is None else xp.reshape(up, (-1,))[:, None]
     elif reduction == "mean":
         up = up / xp.sum(w_t)
     g = xp.where(valid[:, None], g * up, xp.zeros_like(g))
-    return xp.where(bad[:, None], math.nan, g)
+    return _from_rows(xp.where(bad[:, None], math.nan, g), layout, per_class=True)
 
 
 # ----------------------------------------------------------------------------- sigmoid losses
