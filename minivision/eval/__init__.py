@@ -1,9 +1,14 @@
-"""Evaluation: COCO AP/AR for boxes and masks, bit-exact with pycocotools (lesson 10)."""
+"""Evaluation: COCO AP/AR for boxes and masks, bit-exact with pycocotools (lesson 10); the
+semantic-segmentation scores and the boundary IoU (lesson 15)."""
 
 from .coco import COCOEvalResult, coco_evaluate
 from .proposals import average_recall, best_overlap, mabo, proposal_recall
 from .segmentation import (
+    BoundaryScores,
     SegmentationEvaluation,
+    boundary_iou,
+    boundary_width,
+    mask_boundary,
     SegmentationScores,
     confusion_matrix,
     evaluate_segmentation,
@@ -19,5 +24,9 @@ __all__ += [
     "evaluate_segmentation",
     "SegmentationScores",
     "SegmentationEvaluation",
+    "boundary_iou",
+    "boundary_width",
+    "mask_boundary",
+    "BoundaryScores",
 ]
 __all__ += ["best_overlap", "proposal_recall", "average_recall", "mabo"]
