@@ -5,20 +5,24 @@ background) and back by hand (``backward``); :meth:`Segmenter.predict` gives cla
 images of any size.
 
 * :class:`FCN` -- FCN-32s / 16s / 8s: 1x1 score layers, learned 2x transposed convolutions
-  initialised bilinear, skip fusions by addition (Long et al. 2015); :class:`FCNHead` is
-  torchvision's;
+  initialised bilinear, skip fusions by addition, a fixed bilinear final upsampling
+  (:class:`FixedBilinearUpsample`) (Long et al. 2015); :class:`FCNHead` is torchvision's;
 * :class:`UNet` -- encoder-decoder with concatenated skips (Ronneberger et al. 2015);
 * :class:`DeepLabV3` -- dilated backbone (output stride 8), :class:`ASPP` and
   :class:`DeepLabHead` as torchvision's (Chen et al. 2017);
 * :class:`SegNet` -- decoder unpooling with the encoder's max-pool indices (Badrinarayanan
   et al. 2017);
-* :mod:`~minivision.segmentation.losses` -- the soft Dice loss (per-pixel cross-entropy is
-  :func:`minivision.nn.losses.cross_entropy`).
+* :mod:`~minivision.segmentation.losses` -- the soft Dice loss :func:`dice_loss` and its
+  backward (per-pixel cross-entropy is :func:`minivision.nn.losses.cross_entropy` on
+  ``(N, C, H, W)`` logits and ``(N, H, W)`` targets).
 """
 
+from . import losses
+from ._blocks import FixedBilinearUpsample
 from .base import Segmenter
 from .deeplab import ASPP, ASPPConv, ASPPPooling, DeepLabHead, DeepLabV3
 from .fcn import FCN, FCNBackbone, FCNHead
+from .losses import dice_loss, dice_loss_backward
 from .segnet import SegNet
 from .unet import UNet
 
@@ -27,6 +31,7 @@ __all__ = [
     "FCN",
     "FCNBackbone",
     "FCNHead",
+    "FixedBilinearUpsample",
     "UNet",
     "DeepLabV3",
     "DeepLabHead",
@@ -34,4 +39,7 @@ __all__ = [
     "ASPPConv",
     "ASPPPooling",
     "SegNet",
+    "losses",
+    "dice_loss",
+    "dice_loss_backward",
 ]
