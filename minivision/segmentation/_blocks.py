@@ -9,6 +9,7 @@ is redundant before a BatchNorm), with ``padding = dilation`` so the map keeps i
 from __future__ import annotations
 
 from .._backend import array_namespace
+from .._validate import check_number
 from ..nn import BatchNorm2d, Conv2d, ConvTranspose2d, ReLU, init
 from ..nn.functional.conv import conv2d
 from ..nn.functional.conv_transpose import conv_transpose2d
@@ -19,12 +20,14 @@ __all__ = ["SeedStream", "seed_stream", "conv_bn_relu", "concat", "split_channel
 
 
 class SeedStream:
-    """Seeds ``1000 * seed + i`` for ``i = 0, 1, ...``: call the stream to get the next one."""
+    """Seeds ``1000 * seed + i`` for ``i = 0, 1, ...``: call the stream to get the next one.
+    ``first`` starts the count elsewhere (a block built on its own from an int seed)."""
 
-    def __init__(self, seed: int):
-        if not isinstance(seed, int) or isinstance(seed, bool):
-            raise TypeError(f"seed must be an int, got {seed!r}")
-        self._next = 1000 * seed
+    def __init__(self, seed: int = 0, *, first: int | None = None):
+        for name, value in (("seed", seed), ("first", first)):
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+                raise TypeError(f"{name} must be an int, got {value!r}")
+        self._next = 1000 * seed if first is None else first
 
     def __call__(self) -> int:
         self._next += 1
@@ -40,9 +43,7 @@ def seed_stream(rng):
         return rng
     if not isinstance(rng, int) or isinstance(rng, bool):
         raise TypeError(f"rng must be an int seed, a SeedStream or None, got {rng!r}")
-    stream = SeedStream(0)
-    stream._next = rng
-    return stream
+    return SeedStream(first=rng)
 
 
 def conv_bn_relu(c_in: int, c_out: int, seeds: SeedStream, *, dilation: int = 1) -> list:
@@ -85,7 +86,10 @@ class FixedBilinearUpsample(Module):
 
     def __init__(self, channels: int, factor: int, *, dtype="float32"):
         super().__init__()
-        self.channels, self.factor = int(channels), int(factor)
+        self.channels = check_number("channels", channels, integer=True, positive=True)
+        self.factor = check_number("factor", factor, integer=True, positive=True)
+        if self.factor % 2:  # an odd f would give f H + 1 rows
+            raise ValueError(f"factor must be even, got {factor}")
         f, c = self.factor, self.channels
         # a depthwise transposed conv's (C, 1, 2f, 2f) weight, set to the tent, kept as a buffer
         holder = ConvTranspose2d(c, c, 2 * f, f, f // 2, groups=c, bias=False, rng=0, dtype=dtype)
@@ -94,13 +98,12 @@ class FixedBilinearUpsample(Module):
     def _args(self):
         return self.factor, self.factor // 2
 
-    def forward(self, x):
+    def forward(self, x):  # (N, C, H, W) -> (N, C, f H, f W)
         stride, padding = self._args()
-        self._cache = {"shape": tuple(x.shape)}
-        w = self.weight
-        return conv_transpose2d(x, w, None, stride, padding, 0, self.channels)
+        self._cache = {"forward_ran": True}  # the backward pass needs nothing of x
+        return conv_transpose2d(x, self.weight, None, stride, padding, 0, self.channels)
 
-    def backward(self, grad_output):
+    def backward(self, grad_output):  # (N, C, f H, f W) -> (N, C, H, W)
         self._cached()
         stride, padding = self._args()
         return conv2d(grad_output, self.weight, None, stride, padding, 1, self.channels)

@@ -174,10 +174,9 @@ class DeepLabV3(Segmenter):
         self.aspp_channels, self.aspp = int(aspp_channels), bool(aspp)
         seeds, stages, c_in = SeedStream(seed), [], 3
         for j, c in enumerate(widths):
-            d = 1 if j < 3 else 2 ** (j - 2)
-            layers = conv_bn_relu(c_in, c, seeds, dilation=d) + conv_bn_relu(
-                c, c, seeds, dilation=d
-            )
+            d = 1 if j < 3 else 2 ** (j - 2)  # stride 2, 2, 2, then dilation 2, 4, ...
+            layers = conv_bn_relu(c_in, c, seeds, dilation=d)
+            layers += conv_bn_relu(c, c, seeds, dilation=d)
             stages.append(Sequential(*layers, MaxPool2d(2)) if j < 3 else Sequential(*layers))
             c_in = c
         self.backbone = Sequential(*stages)

@@ -83,3 +83,14 @@ def test_the_learned_2x_layers_start_bilinear(variant):
         assert_close(layer(x)[..., 1:-1, 1:-1], ref[..., 1:-1, 1:-1], what="learned 2x interior",
                      rtol=1e-12, atol=1e-12)  # fmt: skip
         assert layer.weight.requires_grad
+
+
+def test_fixed_upsampling_bad_arguments():
+    with pytest.raises(ValueError, match="factor must be even"):
+        FixedBilinearUpsample(3, 3)
+    with pytest.raises(ValueError, match="factor"):
+        FixedBilinearUpsample(3, 0)
+    with pytest.raises(TypeError, match="channels"):
+        FixedBilinearUpsample(2.5, 2)
+    with pytest.raises(RuntimeError, match="before forward"):
+        FixedBilinearUpsample(3, 2).backward(np.zeros((1, 3, 4, 4), np.float32))
