@@ -8,11 +8,9 @@ is redundant before a BatchNorm), with ``padding = dilation`` so the map keeps i
 
 from __future__ import annotations
 
-from .._backend import array_namespace
+from .._backend import array_namespace, device
 from .._validate import check_number
 from ..nn import BatchNorm2d, Conv2d, ConvTranspose2d, ReLU, init
-from ..nn.functional.conv import conv2d
-from ..nn.functional.conv_transpose import conv_transpose2d
 from ..nn.module import Module
 
 __all__ = ["SeedStream", "seed_stream", "conv_bn_relu", "concat", "split_channels", "bilinear_up2",
@@ -69,19 +67,38 @@ def bilinear_up2(channels: int, seeds: SeedStream) -> ConvTranspose2d:
     return up
 
 
+def _band(xp, n_in: int, f: int, dtype, dev):
+    """The 1-D transposed convolution with FCN's tent as a matrix ``U`` of shape ``(f n, n)``:
+    ``U[o, i] = t[o + f/2 - f i]`` (the tap of input ``i`` that lands on output ``o``), with
+    ``t[k] = 1 - |k - (f - 1/2)| / f`` for ``0 <= k < 2f`` (:func:`minivision.nn.init.bilinear_`'s
+    1-D factor) and 0 outside. Built from shapes with ``arange``: device-pure."""
+    o = xp.arange(n_in * f, dtype=xp.int64, device=dev)[:, None]
+    i = xp.arange(n_in, dtype=xp.int64, device=dev)[None, :]
+    k = o + f // 2 - f * i  # (f n, n)
+    tent = 1.0 - xp.abs(xp.astype(k, dtype) - (f - 0.5)) / f
+    return xp.where((k >= 0) & (k < 2 * f), tent, xp.zeros_like(tent))
+
+
 class FixedBilinearUpsample(Module):
-    """Upsampling by an integer ``factor`` with a *fixed* bilinear transposed convolution.
+    """Upsampling by an even ``factor`` ``f`` with a *fixed* bilinear transposed convolution.
 
-    The kernel is FCN's ``(2f, 2f)`` bilinear tent applied to each channel on its own (a
-    depthwise ``(C, 1, 2f, 2f)`` weight, ``groups = C``), stride ``f`` and padding ``f // 2``,
-    so an ``(H, W)`` map becomes ``(f H, f W)``. It is a non-persistent buffer, not a
-    Parameter: it moves with :meth:`Module.to` but is never learned nor saved (Long et al. fix
-    the final upsampling). Away from the border it equals ``interpolate(scale_factor=f,
-    mode="bilinear", align_corners=False)``; at the border the transposed convolution lacks
-    the neighbours the interpolation clamps to.
+    The kernel is FCN's ``(2f, 2f)`` bilinear tent applied to each channel on its own (the
+    depthwise ``(C, 1, 2f, 2f)`` :attr:`weight`, ``groups = C``), stride ``f`` and padding
+    ``f / 2``, so an ``(H, W)`` map becomes ``(f H, f W)``. The kernel is a non-persistent
+    buffer, not a Parameter: it moves with :meth:`Module.to` but is never learned nor saved
+    (Long et al. fix the final upsampling). Away from the border it equals
+    ``interpolate(scale_factor=f, mode="bilinear", align_corners=False)``; in the outer ``f / 2``
+    rows and columns the transposed convolution lacks the neighbour the interpolation clamps to.
 
-    The backward pass is the adjoint of a transposed convolution, the strided convolution
-    with the same kernel: ``grad_x = conv2d(grad_out, w, stride=f, padding=f // 2, groups=C)``.
+    The computation uses that the tent is *separable*, ``weight[c, 0, u, v] = t[u] t[v]``: the
+    2-D transposed convolution is a 1-D one down the columns and one along the rows, each a
+    product with a band matrix (:func:`_band`),
+
+        y = U_H @ x @ U_W^T          (N, C, H, W) -> (N, C, f H, f W)
+
+    -- the same numbers as ``conv_transpose2d(x, weight, stride=f, padding=f // 2, groups=C)``,
+    in ``O(f)`` rather than ``O(f^2)`` work per output pixel. The backward pass is the
+    transpose, ``grad_x = U_H^T @ grad_y @ U_W`` (the strided convolution with the same kernel).
     """
 
     def __init__(self, channels: int, factor: int, *, dtype="float32"):
@@ -95,18 +112,22 @@ class FixedBilinearUpsample(Module):
         holder = ConvTranspose2d(c, c, 2 * f, f, f // 2, groups=c, bias=False, rng=0, dtype=dtype)
         self.register_buffer("weight", init.bilinear_(holder.weight).data, persistent=False)
 
-    def _args(self):
-        return self.factor, self.factor // 2
+    def forward(self, x):
+        if not hasattr(x, "ndim") or x.ndim != 4 or x.shape[1] != self.channels:
+            raise ValueError(
+                f"FixedBilinearUpsample({self.channels}) expects input (N, {self.channels}, H, "
+                f"W), got shape {tuple(getattr(x, 'shape', ()))}"
+            )
+        xp, dev = array_namespace(x), device(x)
+        u_h = _band(xp, x.shape[2], self.factor, x.dtype, dev)  # (f H, H)
+        u_w = _band(xp, x.shape[3], self.factor, x.dtype, dev)  # (f W, W)
+        self._cache = {"u_h": u_h, "u_w": u_w}
+        return xp.matmul(u_h, xp.matmul(x, xp.matrix_transpose(u_w)))  # (N, C, f H, f W)
 
-    def forward(self, x):  # (N, C, H, W) -> (N, C, f H, f W)
-        stride, padding = self._args()
-        self._cache = {"forward_ran": True}  # the backward pass needs nothing of x
-        return conv_transpose2d(x, self.weight, None, stride, padding, 0, self.channels)
-
-    def backward(self, grad_output):  # (N, C, f H, f W) -> (N, C, H, W)
-        self._cached()
-        stride, padding = self._args()
-        return conv2d(grad_output, self.weight, None, stride, padding, 1, self.channels)
+    def backward(self, grad_output):
+        u_h, u_w = self._cached("u_h", "u_w")
+        xp = array_namespace(grad_output)
+        return xp.matmul(xp.matrix_transpose(u_h), xp.matmul(grad_output, u_w))  # (N, C, H, W)
 
     def extra_repr(self):
         return f"{self.channels}, factor={self.factor}"

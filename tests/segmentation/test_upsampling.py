@@ -53,16 +53,19 @@ def test_fixed_upsampling_is_bilinear_interpolation_in_the_interior(be, no_sync,
 
 
 @pytest.mark.parametrize("f", [2, 8, 32])
-def test_fixed_upsampling_backward_matches_autograd(be, no_sync, f):
-    """Its backward pass (a strided convolution, the adjoint) against torch autograd through
-    ``conv_transpose2d`` with the same kernel; the kernel is not learned: no gradient."""
+def test_fixed_upsampling_is_the_transposed_convolution(be, no_sync, f):
+    """Forward and backward (the adjoint, a strided convolution) against torch's
+    ``conv_transpose2d`` with the same kernel and its autograd; the kernel is not learned."""
     up = FixedBilinearUpsample(2, f).to(be.xp, be.device, be.float_dtype)
     x = _x((2, 2, 3, 4))
     g = _x((2, 2, 3 * f, 4 * f), seed=1) - 0.5
     xt = torch.tensor(x, requires_grad=True)
     w = torch.from_numpy(np.asarray(to_numpy(up.weight), np.float64))
     F.conv_transpose2d(xt, w, stride=f, padding=f // 2, groups=2).backward(torch.from_numpy(g))
-    up(be.asarray(x))
+    y = up(be.asarray(x))  # the same numbers as the grouped transposed convolution
+    w32 = torch.from_numpy(np.asarray(to_numpy(up.weight)))
+    ref = F.conv_transpose2d(torch.from_numpy(x), w32.double(), stride=f, padding=f // 2, groups=2)
+    assert_close(y, ref.numpy(), what="forward", check_dtype=False, **_tol(be))
     gx = up.backward(be.asarray(g))
     assert_backend(gx, be)
     assert_close(gx, xt.grad.numpy(), what="grad x", check_dtype=False, **_tol(be))
@@ -92,5 +95,7 @@ def test_fixed_upsampling_bad_arguments():
         FixedBilinearUpsample(3, 0)
     with pytest.raises(TypeError, match="channels"):
         FixedBilinearUpsample(2.5, 2)
+    with pytest.raises(ValueError, match="expects input"):
+        FixedBilinearUpsample(3, 2)(np.zeros((1, 4, 4, 4), np.float32))
     with pytest.raises(RuntimeError, match="before forward"):
         FixedBilinearUpsample(3, 2).backward(np.zeros((1, 3, 4, 4), np.float32))
