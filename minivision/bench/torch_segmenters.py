@@ -6,9 +6,11 @@ where they exist, with the *same state_dict keys*, so
 
     ours = FCN(variant="8s")
     theirs = torch_fcn(ours)
-    theirs.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in ours.state_dict().items()})
+    theirs.load_state_dict({k: torch.from_numpy(np.asarray(v))
+                            for k, v in ours.state_dict().items()})
 
-gives the two the same weights. The reference tests (tests/segmentation) compare outputs and
+gives the two the same weights (:func:`torch_segmenter` does both: ``torch_segmenter(ours,
+dtype=torch.float64)``). The reference tests (tests/segmentation) compare outputs and
 gradients; the side-by-side training benchmark trains both from the same start. torch is
 imported inside the functions: the package does not need it. Each function takes the
 minivision model and reads its hyper-parameters; the weights are torch's defaults until loaded.

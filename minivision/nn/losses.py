@@ -208,11 +208,11 @@ def cross_entropy(
     ----------
     input : (N, C), (N, C, d1, ..., dk) or (C,) float logits.
     target : (N,), (N, d1, ..., dk) or () integer class indices in ``[0, C)``, or
-        ``ignore_index``. Probability targets (torch's float ``target``) are not supported. Any other value
-        cannot be checked without reading the data (torch raises): that row's loss is NaN, so
-        the ``"mean"`` and ``"sum"`` are NaN too, and :func:`cross_entropy_backward` gives NaN
-        in that row (the other rows keep their gradients) -- as in
-        :func:`minivision.detection.fastrcnn_loss`.
+        ``ignore_index`` (probability targets, torch's float ``target``, are not supported).
+        Any other value cannot be checked without reading the data (torch raises): that row's
+        loss is NaN, so the ``"mean"`` and ``"sum"`` are NaN too, and
+        :func:`cross_entropy_backward` gives NaN in that row (the other rows keep their
+        gradients) -- as in :func:`minivision.detection.fastrcnn_loss`.
     weight : optional (C,) class weights.
     """
     check_reduction(reduction)

@@ -42,9 +42,8 @@ class Segmenter(Module):
         """Raise a ValueError naming ``x`` unless it is ``(N, 3, H, W)`` with the stride
         dividing ``H`` and ``W`` (metadata only: no host sync)."""
         if not hasattr(x, "shape") or x.ndim != 4:
-            raise ValueError(
-                f"x must be a batch of images (N, 3, H, W), got shape {tuple(getattr(x, 'shape', ()))}"
-            )
+            shape = tuple(getattr(x, "shape", ()))
+            raise ValueError(f"x must be a batch of images (N, 3, H, W), got shape {shape}")
         if x.shape[1] != 3:
             raise ValueError(f"x must have 3 channels (RGB), got shape {tuple(x.shape)}")
         h, w = x.shape[2:]
@@ -58,8 +57,8 @@ class Segmenter(Module):
     def predict(self, images) -> list:
         """Class maps of ``(H, W, 3)`` uint8 images (any sizes): a list of ``(H, W)`` int64.
 
-        Runs in eval mode (restoring the mode after) on the model's backend: the images are
-        padded with zeros to a multiple of ``output_stride``, as ``collate(items,
+        Runs in eval mode (restoring the mode after) on the model's backend and dtype: the
+        images are padded with zeros to a multiple of ``output_stride``, as ``collate(items,
         size_divisible=output_stride)``, and each map is cropped back to its image's size.
         """
         was_training = self.training
@@ -68,8 +67,9 @@ class Segmenter(Module):
             batch, targets = collate(
                 [{"image": im} for im in images], size_divisible=self.output_stride
             )
-            like = next(iter(self.parameters())).data
-            logits = to_numpy(self(from_numpy(batch, like)))  # (N, K + 1, Hp, Wp)
+            like = next(iter(self.parameters())).data  # the model's backend, device, dtype
+            x = array_namespace(like).astype(from_numpy(batch, like), like.dtype)
+            logits = to_numpy(self(x))  # (N, K + 1, Hp, Wp)
         finally:
             self.train(was_training)
         xp = array_namespace(logits)
