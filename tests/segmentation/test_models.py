@@ -218,3 +218,14 @@ def test_predict_on_every_backend_matches_numpy(be, name):
     for g, w in zip(got, want):
         assert isinstance(g, np.ndarray) and g.dtype == np.int64 and g.shape == w.shape
         assert np.mean(g == w) > 0.99  # float32 vs float64 logits may flip a near-tie
+
+
+@pytest.mark.parametrize("training", MODES)
+def test_deeplab_with_256_channels_uses_torchvisions_deeplab_head(training, seg_compare,
+                                                                   seg_randomise):  # fmt: skip
+    from torchvision.models.segmentation.deeplabv3 import DeepLabHead as TVDeepLabHead
+
+    ours = DeepLabV3(widths=(4, 4, 8, 8), atrous_rates=(2, 3), aspp_channels=256)
+    ref = seg_randomise(torch_segmenter(ours))
+    assert type(ref.classifier) is TVDeepLabHead
+    seg_compare(ours, ref, _images((2, 3, 32, 32)), training=training, what="deeplab-256")
