@@ -115,44 +115,45 @@ def l1_loss_backward(input, target, reduction: str = "mean", grad_output=None):
 
 
 def _as_rows(input, target):
-    """``(N, C, d1, ...)`` logits and ``(N, d1, ...)`` targets as ``(M, C)`` rows and ``(M,)``
-    targets (``M = N d1 ...``), torch's N-d layout; plus what :func:`_from_rows` needs (None for
-    2-D input, which passes through)."""
-    if not hasattr(input, "ndim") or input.ndim <= 2 or not hasattr(target, "shape"):
-        return input, target, None
+    """torch's input layouts as one ``(M, C)`` table of logit rows and ``(M,)`` targets.
+
+    ``(N, C)`` with ``(N,)`` is the table itself; ``(N, C, d1, ..., dk)`` with ``(N, d1, ...,
+    dk)`` (a per-pixel loss) moves the class axis last and flattens the rest, row ``m`` being
+    one position of one sample; ``(C,)`` with a 0-d target is one row. Returns the rows, the
+    targets and the shape of the unreduced loss (``target.shape``).
+    """
     xp = namespace_of(input=input, target=target)
-    expected = (input.shape[0], *input.shape[2:])
-    if tuple(target.shape) != expected:
-        raise ValueError(f"target must have shape {expected} for input of shape "
-                         f"{tuple(input.shape)}, got {tuple(target.shape)}")  # fmt: skip
-    perm = (0, *range(2, input.ndim), 1)  # the class axis last
-    rows = xp.reshape(xp.permute_dims(input, perm), (-1, input.shape[1]))
-    return rows, xp.reshape(target, (-1,)), (xp, tuple(input.shape), perm)
+    check_float(xp, input, "input")
+    if input.ndim == 0:
+        raise ValueError("input must have shape (C,), (N, C) or (N, C, d1, ...), got a 0-d array")
+    if input.ndim == 1:
+        expected = ()
+    else:
+        expected = (input.shape[0], *input.shape[2:])
+    if tuple(target.shape) != expected or not xp.isdtype(target.dtype, "integral"):
+        raise ValueError(
+            f"target must be an integer array of shape {expected} for input of shape "
+            f"{tuple(input.shape)}, got {target.dtype} {tuple(target.shape)}"
+        )
+    c = input.shape[0] if input.ndim == 1 else input.shape[1]
+    if input.ndim > 2:  # (N, C, d1, ..., dk) -> (N, d1, ..., dk, C) -> (M, C)
+        input = xp.permute_dims(input, (0, *range(2, input.ndim), 1))
+    return xp.reshape(input, (-1, c)), xp.reshape(target, (-1,)), expected
 
 
-def _from_rows(rows, layout, per_class: bool):
-    """Undo :func:`_as_rows` for a per-row result ``(M,)`` or a per-class one ``(M, C)``."""
-    if layout is None:
-        return rows
-    xp, shape, perm = layout
-    if not per_class:
-        return xp.reshape(rows, (shape[0], *shape[2:]))
-    moved = xp.reshape(rows, tuple(shape[i] for i in perm))
-    inverse = tuple(perm.index(i) for i in range(len(perm)))
-    return xp.permute_dims(moved, inverse)
+def _rows_to_input(xp, g, shape):
+    """The inverse of :func:`_as_rows` for a gradient: ``(M, C)`` back to the input's layout."""
+    if len(shape) <= 2:
+        return xp.reshape(g, shape)
+    moved = (shape[0], *shape[2:], shape[1])  # (N, d1, ..., dk, C)
+    g = xp.reshape(g, moved)
+    k = len(shape)
+    return xp.permute_dims(g, (0, k - 1, *range(1, k - 1)))
 
 
 def _ce_parts(input, target, weight, ignore_index, label_smoothing):
     xp = namespace_of(input=input, target=target, weight=weight)
-    check_float(xp, input, "input")
-    if input.ndim != 2:
-        raise ValueError(f"input must have shape (N, C) or (N, C, d1, ...), got {tuple(input.shape)}")
-    n, c = input.shape
-    if tuple(target.shape) != (n,) or not xp.isdtype(target.dtype, "integral"):
-        raise ValueError(
-            f"target must be an integer array of shape ({n},), got {target.dtype} "
-            f"{tuple(target.shape)}"
-        )
+    c = input.shape[1]
     check_real(xp, weight, "weight")
     if weight is not None and tuple(weight.shape) != (c,):
         raise ValueError(f"weight must have shape ({c},), got {tuple(weight.shape)}")
@@ -199,25 +200,28 @@ def cross_entropy(
     ``eps`` mixes in the uniform target: ``(1 - eps) nll + eps/C sum_c w_c (-log p_c)``.
     Device-pure.
 
+    Per-pixel (semantic segmentation): ``input (N, C, d1, ..., dk)`` with ``target (N, d1, ...,
+    dk)`` is the same loss with one sample per position (the class axis is axis 1); ``"mean"``
+    averages over every kept position of every image, ``"none"`` returns ``(N, d1, ..., dk)``.
+
     Parameters
     ----------
-    input : (N, C) float logits, or (N, C, d1, ...): a class distribution at every position
-        (per-pixel cross-entropy of ``(N, C, H, W)`` segmentation logits).
-    target : (N,) -- or (N, d1, ...) -- integer class indices in ``[0, C)``, or ``ignore_index``.
-        ``"none"`` returns the target's shape; ``"mean"`` averages over every kept position.
-        Any other value cannot be checked without reading the data (torch raises): that row's loss is NaN, so
-        the ``"mean"`` and ``"sum"`` are NaN too, and :func:`cross_entropy_backward` gives NaN
-        in that row (the other rows keep their gradients) -- as in
-        :func:`minivision.detection.fastrcnn_loss`.
+    input : (N, C), (N, C, d1, ..., dk) or (C,) float logits.
+    target : (N,), (N, d1, ..., dk) or () integer class indices in ``[0, C)``, or
+        ``ignore_index`` (probability targets, torch's float ``target``, are not supported).
+        Any other value cannot be checked without reading the data (torch raises): that row's
+        loss is NaN, so the ``"mean"`` and ``"sum"`` are NaN too, and
+        :func:`cross_entropy_backward` gives NaN in that row (the other rows keep their
+        gradients) -- as in :func:`minivision.detection.fastrcnn_loss`.
     weight : optional (C,) class weights.
     """
     check_reduction(reduction)
-    input, target, layout = _as_rows(input, target)  # (N, C, d1, ...) -> (M, C) rows
-    xp, coef, w_t, valid, bad = _ce_parts(input, target, weight, ignore_index, label_smoothing)
-    loss = -xp.sum(coef * log_softmax(xp, input), axis=1)  # (N,)
+    rows, target, shape = _as_rows(input, target)  # (M, C), (M,)
+    xp, coef, w_t, valid, bad = _ce_parts(rows, target, weight, ignore_index, label_smoothing)
+    loss = -xp.sum(coef * log_softmax(xp, rows), axis=1)  # (M,)
     loss = xp.where(bad, math.nan, loss)
     if reduction == "none":
-        return _from_rows(loss, layout, per_class=False)
+        return xp.reshape(loss, shape)
     if reduction == "sum":
         return as_0d(xp, xp.sum(loss))
     return as_0d(xp, xp.sum(loss) / xp.sum(w_t))
@@ -237,20 +241,27 @@ def cross_entropy_backward(
     ``a_c`` is the coefficient of ``-log p_c`` in the row's loss (``w_t`` on the target class,
     plus ``eps w_c / C`` with smoothing); without weights or smoothing this is the familiar
     ``softmax(x) - onehot(t)``. Ignored rows get 0 (also when every row is ignored); a row
-    whose target is outside ``[0, C)`` and not ``ignore_index`` gets NaN.
+    whose target is outside ``[0, C)`` and not ``ignore_index`` gets NaN. Any layout of
+    :func:`cross_entropy`; with ``reduction="none"`` the ``grad_output`` has the target's shape.
     """
     check_reduction(reduction)
-    input, target, layout = _as_rows(input, target)  # (N, C, d1, ...) -> (M, C) rows
-    xp, coef, w_t, valid, bad = _ce_parts(input, target, weight, ignore_index, label_smoothing)
-    p = xp.exp(log_softmax(xp, input))
-    g = p * xp.sum(coef, axis=1, keepdims=True) - coef  # (N, C)
+    shape = tuple(input.shape)
+    rows, target, loss_shape = _as_rows(input, target)  # (M, C), (M,)
+    xp, coef, w_t, valid, bad = _ce_parts(rows, target, weight, ignore_index, label_smoothing)
+    p = xp.exp(log_softmax(xp, rows))
+    g = p * xp.sum(coef, axis=1, keepdims=True) - coef  # (M, C)
     up = 1.0 if grad_output is None else grad_output
-    if reduction == "none":
-        up = up if grad_output is None else xp.reshape(up, (-1,))[:, None]
+    if reduction == "none" and grad_output is not None:
+        if tuple(grad_output.shape) != loss_shape:
+            raise ValueError(
+                f"grad_output must have the loss's shape {loss_shape}, got "
+                f"{tuple(grad_output.shape)}"
+            )
+        up = xp.reshape(up, (-1, 1))
     elif reduction == "mean":
         up = up / xp.sum(w_t)
     g = xp.where(valid[:, None], g * up, xp.zeros_like(g))
-    return _from_rows(xp.where(bad[:, None], math.nan, g), layout, per_class=True)
+    return _rows_to_input(xp, xp.where(bad[:, None], math.nan, g), shape)
 
 
 # ----------------------------------------------------------------------------- sigmoid losses

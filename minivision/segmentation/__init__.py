@@ -1,22 +1,26 @@
-"""``minivision.segmentation`` -- semantic segmentation networks, trained on Shapes (lesson 15).
+"""``minivision.segmentation`` -- semantic segmentation networks (lesson 15).
 
-Every pixel gets a class. The networks are fully convolutional (any input size their output
-stride divides) and share one API (:class:`~minivision.segmentation.base.Segmenter`):
+Each network maps ``(N, 3, H, W)`` images to ``(N, K + 1, H, W)`` logits (channel 0 = the
+background) and back by hand (``backward``); :meth:`Segmenter.predict` gives class maps of
+images of any size.
 
-* :mod:`~minivision.segmentation.fcn` -- FCN-32s / 16s / 8s: 1x1 score layers, bilinear
-  transposed convolutions and skip fusion (Long et al. 2015);
-* :mod:`~minivision.segmentation.unet` -- U-Net: concatenated skips (Ronneberger et al. 2015);
-* :mod:`~minivision.segmentation.deeplab` -- DeepLab v3: atrous convolutions and ASPP (Chen et
-  al. 2017);
-* :mod:`~minivision.segmentation.segnet` -- SegNet: max-unpooling with the encoder's indices
-  (Badrinarayanan et al. 2017);
-* :mod:`~minivision.segmentation.losses` -- the soft Dice loss (the per-pixel cross-entropy is
-  :func:`minivision.nn.losses.cross_entropy` on ``(N, C, H, W)`` logits);
-* :mod:`~minivision.segmentation.recipes` -- their training on Shapes and their scores.
+* :class:`FCN` -- FCN-32s / 16s / 8s: 1x1 score layers, learned 2x transposed convolutions
+  initialised bilinear, skip fusions by addition, a fixed bilinear final upsampling
+  (:class:`FixedBilinearUpsample`) (Long et al. 2015); :class:`FCNHead` is torchvision's;
+* :class:`UNet` -- encoder-decoder with concatenated skips (Ronneberger et al. 2015);
+* :class:`DeepLabV3` -- dilated backbone (output stride 8), :class:`ASPP` and
+  :class:`DeepLabHead` as torchvision's (Chen et al. 2017);
+* :class:`SegNet` -- decoder unpooling with the encoder's max-pool indices (Badrinarayanan
+  et al. 2017);
+* :mod:`~minivision.segmentation.losses` -- the soft Dice loss :func:`dice_loss` and its
+  backward (per-pixel cross-entropy is :func:`minivision.nn.losses.cross_entropy` on
+  ``(N, C, H, W)`` logits and ``(N, H, W)`` targets).
 """
 
+from . import losses
+from ._blocks import FixedBilinearUpsample
 from .base import Segmenter
-from .deeplab import ASPP, ASPPPooling, DeepLabHead, DeepLabV3
+from .deeplab import ASPP, ASPPConv, ASPPPooling, DeepLabHead, DeepLabV3
 from .fcn import FCN, FCNBackbone, FCNHead
 from .losses import dice_loss, dice_loss_backward
 from .segnet import SegNet
@@ -27,12 +31,15 @@ __all__ = [
     "FCN",
     "FCNBackbone",
     "FCNHead",
+    "FixedBilinearUpsample",
     "UNet",
-    "ASPP",
-    "ASPPPooling",
-    "DeepLabHead",
     "DeepLabV3",
+    "DeepLabHead",
+    "ASPP",
+    "ASPPConv",
+    "ASPPPooling",
     "SegNet",
+    "losses",
     "dice_loss",
     "dice_loss_backward",
 ]

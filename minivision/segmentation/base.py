@@ -1,12 +1,11 @@
-"""``Segmenter``: what every network of this package shares -- its classes, its output stride,
-the input checks and :meth:`Segmenter.predict` (DESIGN.md §8's segmenter API).
+"""``Segmenter``: what every semantic segmentation network here shares.
 
-A segmenter maps an image batch ``(N, 3, H, W)`` in [0, 1] to class logits ``(N, K + 1, H, W)``
-at the input's size: channel 0 is the background, channel ``k`` the class ``classes[k - 1]``.
-It is *fully convolutional*: no layer fixes the input size, so any ``H, W`` that its
-``output_stride`` (the product of its down-sampling strides) divides works. ``predict`` accepts
-any image size: it pads the image at the bottom and right to the next multiple and crops the
-map back.
+A semantic segmenter maps an image ``(3, H, W)`` to one score per class and pixel, ``(K + 1, H,
+W)`` logits (channel 0 is the background, DESIGN.md §3); the predicted map is their argmax. The
+networks are *fully convolutional*: no layer depends on the input's size, so any ``H, W`` that
+the network's total stride (``output_stride``) divides works. :meth:`Segmenter.predict` takes
+images of any size by padding them bottom/right with zeros to the next multiple and cropping
+the maps back.
 """
 
 from __future__ import annotations
@@ -19,58 +18,60 @@ __all__ = ["Segmenter"]
 
 
 class Segmenter(Module):
-    """Base class: ``classes`` (names of labels 1..K), ``output_stride``, ``predict``.
+    """Base class: ``classes``, ``output_stride``, the input check and :meth:`predict`.
 
-    Subclasses set ``self.output_stride`` and implement ``forward`` (calling
-    :meth:`check_input` first) and ``backward``.
+    Subclasses set ``self.output_stride`` and implement ``forward`` / ``backward``; they call
+    :meth:`check_input` first in ``forward``.
     """
 
-    output_stride = 1
+    output_stride: int = 1
 
     def __init__(self, classes):
         super().__init__()
-        if isinstance(classes, str) or not all(isinstance(c, str) and c for c in classes):
-            raise ValueError(f"classes must be a sequence of class names, got {classes!r}")
-        self.classes = tuple(classes)
-        if not self.classes:
-            raise ValueError("classes must name at least one class")
+        classes = tuple(classes)
+        if not classes or not all(isinstance(c, str) for c in classes):
+            raise ValueError(f"classes must be a non-empty sequence of names, got {classes!r}")
+        self.classes = classes
 
     @property
-    def num_classes(self) -> int:
-        """Output channels: the classes and the background."""
+    def num_outputs(self) -> int:
+        """``K + 1``: one logit per class and one for the background (channel 0)."""
         return len(self.classes) + 1
 
-    def check_input(self, x):
-        """Raise a ValueError naming ``x`` unless it is ``(N, 3, H, W)`` with H, W multiples of
-        the output stride."""
-        if not hasattr(x, "shape") or x.ndim != 4 or x.shape[1] != 3:
-            shape = tuple(getattr(x, "shape", ())) or type(x).__name__
-            raise ValueError(f"x must be an (N, 3, H, W) image batch, got {shape}")
+    def check_input(self, x) -> None:
+        """Raise a ValueError naming ``x`` unless it is ``(N, 3, H, W)`` with the stride
+        dividing ``H`` and ``W`` (metadata only: no host sync)."""
+        if not hasattr(x, "shape") or x.ndim != 4:
+            shape = tuple(getattr(x, "shape", ()))
+            raise ValueError(f"x must be a batch of images (N, 3, H, W), got shape {shape}")
+        if x.shape[1] != 3:
+            raise ValueError(f"x must have 3 channels (RGB), got shape {tuple(x.shape)}")
+        h, w = x.shape[2:]
         s = self.output_stride
-        if x.shape[2] % s or x.shape[3] % s:
+        if h % s or w % s:
             raise ValueError(
-                f"x must have a height and width that the output stride {s} of "
-                f"{type(self).__name__} divides, got {tuple(x.shape[2:])} (pad the images, "
-                f"as predict does)"
+                f"x has size {h}x{w}, but {type(self).__name__}'s output stride {s} must divide "
+                f"its height and width (pad it, as predict does)"
             )
 
     def predict(self, images) -> list:
-        """Class maps of a list of ``(H, W, 3)`` uint8 images: a list of ``(H, W)`` int64 arrays.
+        """Class maps of ``(H, W, 3)`` uint8 images (any sizes): a list of ``(H, W)`` int64.
 
-        Runs in eval mode (and restores the previous mode); images of any size are padded with
-        zeros to a multiple of ``output_stride`` and the maps cropped back. NumPy results.
+        Runs in eval mode (restoring the mode after) on the model's backend and dtype: the
+        images are padded with zeros to a multiple of ``output_stride``, as ``collate(items,
+        size_divisible=output_stride)``, and each map is cropped back to its image's size.
         """
-        if isinstance(images, dict) or not isinstance(images, (list, tuple)) or not images:
-            raise ValueError("images must be a non-empty list of (H, W, 3) uint8 images")
-        batch, targets = collate([{"image": im} for im in images], self.output_stride)
         was_training = self.training
         self.eval()
-        like = next(iter(self.parameters())).data
         try:
-            logits = self(from_numpy(batch, like))  # (N, K + 1, Hp, Wp)
+            batch, targets = collate(
+                [{"image": im} for im in images], size_divisible=self.output_stride
+            )
+            like = next(iter(self.parameters())).data  # the model's backend, device, dtype
+            x = array_namespace(like).astype(from_numpy(batch, like), like.dtype)
+            logits = to_numpy(self(x))  # (N, K + 1, Hp, Wp)
         finally:
             self.train(was_training)
         xp = array_namespace(logits)
-        classes = to_numpy(xp.argmax(logits, axis=1))  # (N, Hp, Wp)
-        return [classes[i, :h, :w].astype("int64") for i, (h, w) in
-                enumerate(t["image_size"] for t in targets)]  # fmt: skip
+        labels = xp.astype(xp.argmax(logits, axis=1), xp.int64)  # (N, Hp, Wp)
+        return [labels[i, :h, :w] for i, (h, w) in enumerate(t["image_size"] for t in targets)]

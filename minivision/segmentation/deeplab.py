@@ -1,185 +1,200 @@
 """DeepLab v3 (Chen, Papandreou, Schroff & Adam, 2017): atrous convolution and ASPP.
 
-Pooling buys a large receptive field and loses resolution. An *atrous* (dilated) convolution
-buys the receptive field without the loss: a 3x3 kernel with dilation ``r`` reads the pixels
-``r`` apart, so it covers ``(2r + 1)^2`` pixels with 9 weights, and the map keeps its size. The
-backbone here stops striding at 1/8 (``output_stride = 8``) and dilates its last stages by 2
-and 4 instead -- the receptive field grows as if it had kept pooling.
+Pooling buys context at the price of resolution. DeepLab keeps the resolution instead: after
+three stride-2 stages (output stride 8) the backbone's later stages *dilate* their 3x3
+convolutions (rate 2, then 4) -- the kernel's taps spread ``r`` pixels apart, so the receptive
+field grows as if the map had been pooled, but the map keeps its size.
 
-*Atrous spatial pyramid pooling* (ASPP) then looks at each position at several scales at once:
+**ASPP** (atrous spatial pyramid pooling) then looks at several scales at once: parallel
+branches on the same map -- a 1x1 conv, one 3x3 conv per atrous rate and an *image pooling*
+branch (global average, 1x1 conv, broadcast back by bilinear upsampling) -- each conv-BN-ReLU,
+concatenated along the channels and projected by a 1x1 conv-BN-ReLU (+ Dropout(0.5)).
+:class:`DeepLabHead` follows it with a 3x3 conv-BN-ReLU and a 1x1 conv to the ``K + 1``
+logits, which are upsampled bilinearly (``align_corners=False``) to the input's size, as
+torchvision's ``DeepLabV3.forward``. :class:`ASPP`, :class:`ASPPConv`, :class:`ASPPPooling`
+and :class:`DeepLabHead` have torchvision's children and state_dict keys.
 
-    x -> [ 1x1 conv | 3x3 conv rate r1 | ... | 3x3 conv rate rn | image pooling ] -> concat
-      -> 1x1 conv (project) -> BN -> ReLU -> Dropout(0.5)
-
-each branch conv-BN-ReLU; the *image pooling* branch averages the whole map to one vector
-(global context: "is there a circle anywhere?"), maps it with a 1x1 conv and spreads it back over
-the map (bilinear up-sampling of a 1x1 map, i.e. a copy to every position). :class:`ASPP` and
-:class:`DeepLabHead` are torchvision's modules (``torchvision.models.segmentation.deeplabv3``),
-same structure and ``state_dict`` names; ``DeepLabHead(..., channels=256)`` is torchvision's
-exactly. :class:`DeepLabV3` up-samples the stride-8 logits to the input size bilinearly
-(``align_corners=False``), as torchvision's ``DeepLabV3.forward``.
+Backward: the branches all read the same map, so their input gradients *add*; the
+concatenation's gradient splits along the channels.
 """
 
 from __future__ import annotations
 
-from .._backend import array_namespace
-from ..nn import AdaptiveAvgPool2d, Conv2d, Dropout, MaxPool2d, Module, Sequential
+from ..nn import AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Dropout, MaxPool2d, ReLU, Sequential
 from ..nn.functional.interpolate import interpolate, interpolate_backward
-from ._blocks import conv_bn_relu, seed_stream, widths_tuple
+from ..nn.module import Module
+from ._blocks import SeedStream, concat, conv_bn_relu, seed_stream, split_channels
 from .base import Segmenter
 
-__all__ = ["ASPPPooling", "ASPP", "DeepLabHead", "DeepLabBackbone", "DeepLabV3"]
+__all__ = ["ASPPConv", "ASPPPooling", "ASPP", "DeepLabHead", "DeepLabV3"]
+
+
+class ASPPConv(Sequential):
+    """One atrous branch: 3x3 conv with ``padding = dilation = rate`` (no bias), BN, ReLU."""
+
+    def __init__(self, in_channels: int, out_channels: int, dilation: int, *, rng=None):
+        seeds = seed_stream(rng)
+        super().__init__(
+            Conv2d(
+                in_channels,
+                out_channels,
+                3,
+                padding=dilation,
+                dilation=dilation,
+                bias=False,
+                rng=seeds(),
+            ),  # fmt: skip
+            BatchNorm2d(out_channels),
+            ReLU(),
+        )
 
 
 class ASPPPooling(Sequential):
-    """Image pooling: ``AdaptiveAvgPool2d(1) -> 1x1 conv -> BN -> ReLU``, then back to the map's
-    size (torchvision's ``ASPPPooling``)."""
+    """Image-level features: AdaptiveAvgPool2d(1), 1x1 conv (no bias), BN, ReLU, then bilinear
+    upsampling of the ``(1, 1)`` vector back to the input's size (a broadcast)."""
 
-    def __init__(self, in_channels: int, out_channels: int, *, seeds):
-        super().__init__(AdaptiveAvgPool2d(1), *conv_bn_relu(in_channels, out_channels, seeds,
-                                                             kernel_size=1))  # fmt: skip
+    def __init__(self, in_channels: int, out_channels: int, *, rng=None):
+        seeds = seed_stream(rng)
+        super().__init__(
+            AdaptiveAvgPool2d(1),
+            Conv2d(in_channels, out_channels, 1, bias=False, rng=seeds()),
+            BatchNorm2d(out_channels),
+            ReLU(),
+        )
 
     def forward(self, x):
-        pooled = super().forward(x)  # (N, C, 1, 1)
-        self._size = tuple(x.shape[-2:])
-        self._pooled = pooled
-        return interpolate(pooled, size=self._size, mode="bilinear", align_corners=False)
+        size = tuple(x.shape[-2:])
+        y = super().forward(x)  # (N, C, 1, 1)
+        self._cache = {"y": y, "size": size}
+        return interpolate(y, size=size, mode="bilinear", align_corners=False)
 
     def backward(self, grad_output):
-        g = interpolate_backward(grad_output, self._pooled, size=self._size, mode="bilinear",
-                                 align_corners=False)  # fmt: skip
+        y, size = self._cached("y", "size")
+        g = interpolate_backward(grad_output, y, size=size, mode="bilinear", align_corners=False)
         return super().backward(g)
 
 
 class ASPP(Module):
     """torchvision's ``ASPP(in_channels, atrous_rates, out_channels=256)``.
 
-    ``convs.0`` the 1x1 branch, ``convs.1 .. convs.n`` one atrous 3x3 branch per rate,
-    ``convs.n+1`` the image pooling; ``project`` the 1x1 fusion with dropout 0.5.
-    Shapes: (N, C_in, H, W) -> (N, out_channels, H, W).
+    Children: ``convs.0`` (1x1 conv-BN-ReLU), ``convs.1 ...`` (one :class:`ASPPConv` per rate),
+    ``convs.-1`` (:class:`ASPPPooling`), ``project`` (1x1 conv ``(len(convs) * C) -> C``, BN,
+    ReLU, Dropout(0.5)). ``rng``: an int ``s`` seeds the layers (data-flow order) with ``s,
+    s + 1, ...``; a model's :class:`SeedStream` continues its own count.
     """
 
     def __init__(self, in_channels: int, atrous_rates, out_channels: int = 256, *, rng=None):
         super().__init__()
         seeds = seed_stream(rng)
         rates = tuple(int(r) for r in atrous_rates)
-        if not rates or min(rates) < 1:
-            raise ValueError(f"atrous_rates must be positive integers, got {atrous_rates!r}")
-        branches = [conv_bn_relu(in_channels, out_channels, seeds, kernel_size=1)]
-        branches += [conv_bn_relu(in_channels, out_channels, seeds, dilation=r) for r in rates]
-        branches.append(ASPPPooling(in_channels, out_channels, seeds=seeds))
-        self.convs = Sequential(*branches)  # a list of branches, not a chain
+        branches = [Sequential(Conv2d(in_channels, out_channels, 1, bias=False, rng=seeds()),
+                               BatchNorm2d(out_channels), ReLU())]  # fmt: skip
+        branches += [ASPPConv(in_channels, out_channels, r, rng=seeds) for r in rates]
+        branches.append(ASPPPooling(in_channels, out_channels, rng=seeds))
+        self.convs = Sequential(*branches)
         self.project = Sequential(
-            *conv_bn_relu(len(branches) * out_channels, out_channels, seeds, kernel_size=1),
-            Dropout(0.5, rng=next(seeds)),
+            Conv2d(len(branches) * out_channels, out_channels, 1, bias=False, rng=seeds()),
+            BatchNorm2d(out_channels),
+            ReLU(),
+            Dropout(0.5, rng=seeds()),
         )
-        self.out_channels = out_channels
 
     def forward(self, x):
-        xp = array_namespace(x)
-        branches = [branch(x) for branch in self.convs]  # each (N, out, H, W)
-        return self.project(xp.concat(branches, axis=1))  # (N, out, H, W)
+        outs = [branch(x) for branch in self.convs]  # each (N, C, H, W)
+        self._cache = {"sizes": [o.shape[1] for o in outs]}
+        return self.project(concat(outs))  # (N, C, H, W)
 
     def backward(self, grad_output):
-        g = self.project.backward(grad_output)  # (N, branches * out, H, W)
-        c = self.out_channels
-        grad = None
-        for i, branch in enumerate(self.convs):  # every branch read x: their gradients add
-            gi = branch.backward(g[:, i * c:(i + 1) * c])
-            grad = gi if grad is None else grad + gi
-        return grad
+        (sizes,) = self._cached("sizes")
+        parts = split_channels(self.project.backward(grad_output), sizes)
+        g = None
+        for branch, part in zip(self.convs, parts):  # every branch read x: the gradients add
+            gx = branch.backward(part)
+            g = gx if g is None else g + gx
+        return g
 
 
 class DeepLabHead(Sequential):
-    """torchvision's ``DeepLabHead``: ASPP -> 3x3 conv-BN-ReLU -> 1x1 conv to the classes.
+    """torchvision's ``DeepLabHead(in_channels, num_classes, atrous_rates)`` (when
+    ``channels=256``): ASPP, 3x3 conv-BN-ReLU, 1x1 conv to ``num_classes``.
 
-    ``channels`` is ASPP's and the 3x3 conv's width (torchvision fixes it at 256).
+    ``aspp=False`` is the ablation: child ``0`` is one plain 3x3 conv-BN-ReLU of the same width
+    (a :class:`~minivision.nn.Sequential`, keys ``0.0.weight`` ...) instead of the ASPP.
     """
 
-    def __init__(self, in_channels: int, num_classes: int, atrous_rates=(12, 24, 36), *,
-                 channels: int = 256, rng=None):  # fmt: skip
+    def __init__(self, in_channels: int, num_classes: int, atrous_rates=(12, 24, 36),
+                 channels: int = 256, *, aspp: bool = True, rng=None):  # fmt: skip
         seeds = seed_stream(rng)
+        if aspp:
+            first = ASPP(in_channels, atrous_rates, channels, rng=seeds)
+        else:
+            first = Sequential(Conv2d(in_channels, channels, 3, padding=1, bias=False,
+                                      rng=seeds()), BatchNorm2d(channels), ReLU())  # fmt: skip
         super().__init__(
-            ASPP(in_channels, atrous_rates, channels, rng=next(seeds)),
-            *conv_bn_relu(channels, channels, seeds),
-            Conv2d(channels, num_classes, 1, rng=next(seeds)),
+            first,
+            Conv2d(channels, channels, 3, padding=1, bias=False, rng=seeds()),
+            BatchNorm2d(channels),
+            ReLU(),
+            Conv2d(channels, num_classes, 1, rng=seeds()),
         )
 
 
-class DeepLabBackbone(Module):
-    """Stages of ``conv-BN-ReLU x 2``: three end in a 2x2 max-pool (stride 8), the rest keep the
-    size and dilate their convolutions instead (rates 2, 4, ...): ``output_stride = 8``."""
-
-    def __init__(self, widths=(16, 32, 64, 64), *, seeds):
-        super().__init__()
-        self.widths = widths_tuple(widths)
-        if len(self.widths) < 3:
-            raise ValueError(f"widths must hold at least 3 stages, got {widths!r}")
-        c_in = 3
-        for i, c in enumerate(self.widths):
-            d = 1 if i < 3 else 2 ** (i - 2)
-            layers = [*conv_bn_relu(c_in, c, seeds, dilation=d), *conv_bn_relu(c, c, seeds, dilation=d)]
-            setattr(self, f"stage{i + 1}", Sequential(*layers, *([MaxPool2d(2)] if i < 3 else [])))
-            c_in = c
-
-    def forward(self, x):
-        for i in range(len(self.widths)):
-            x = getattr(self, f"stage{i + 1}")(x)
-        return x  # (N, C_last, H/8, W/8)
-
-    def backward(self, grad_output):
-        for i in reversed(range(len(self.widths))):
-            grad_output = getattr(self, f"stage{i + 1}").backward(grad_output)
-        return grad_output
-
-
 class DeepLabV3(Segmenter):
-    """A small DeepLab v3: :class:`DeepLabBackbone` (stride 8) -> :class:`DeepLabHead` -> bilinear
-    up-sampling to the input size.
+    """DeepLab v3 on a small backbone of output stride 8.
 
     Parameters
     ----------
     classes : sequence of str
-    widths : ints
-        Backbone stages (three pooled, the rest dilated).
+    widths : ints (at least four)
+        Backbone stages (conv3x3-BN-ReLU twice each): the first three end in a 2x2 max-pool
+        (stride 8); stage ``j >= 3`` (0-based) keeps the size and dilates by ``2 ** (j - 2)``.
     atrous_rates : ints
-        ASPP's rates, for a map 8 times smaller than the image (torchvision's (12, 24, 36) are
-        for 65 x 65 maps of 513 x 513 images).
+        The ASPP's 3x3 branches' dilation rates (the paper uses 6, 12, 18 at output stride 16;
+        our maps are 8x8 for a 64x64 image, so smaller rates).
     aspp_channels : int
-        Width of ASPP and the head.
+        Width of the ASPP branches and the head.
     aspp : bool
-        False replaces ASPP by one 3x3 conv-BN-ReLU of the same width: the ablation that shows
-        what the pyramid adds.
+        False replaces the ASPP by one 3x3 conv-BN-ReLU of the same width (the ablation).
     seed : int
+
+    Shapes: ``x`` (N, 3, H, W), H and W multiples of 8 -> logits (N, K + 1, H, W). Children:
+    ``backbone`` (a Sequential of stages) and ``classifier`` (:class:`DeepLabHead`), as
+    torchvision's ``DeepLabV3``.
     """
 
     output_stride = 8
 
     def __init__(self, classes=("square", "circle", "triangle"), *, widths=(16, 32, 64, 64),
-                 atrous_rates=(2, 4, 6), aspp_channels: int = 32, aspp: bool = True,
-                 seed: int = 0):  # fmt: skip
+                 atrous_rates=(2, 4, 6), aspp_channels=32, aspp=True, seed=0):  # fmt: skip
         super().__init__(classes)
-        seeds = seed_stream(seed)
-        self.backbone = DeepLabBackbone(widths, seeds=seeds)
-        c = self.backbone.widths[-1]
-        if aspp:
-            self.classifier = DeepLabHead(c, self.num_classes, atrous_rates,
-                                          channels=aspp_channels, rng=next(seeds))  # fmt: skip
-        else:
-            self.classifier = Sequential(
-                *conv_bn_relu(c, aspp_channels, seeds), *conv_bn_relu(aspp_channels, aspp_channels, seeds),
-                Conv2d(aspp_channels, self.num_classes, 1, rng=next(seeds)),
-            )  # fmt: skip
-        self.aspp = bool(aspp)
+        widths = tuple(int(w) for w in widths)
+        if len(widths) < 4 or min(widths) < 1:
+            raise ValueError(f"widths must be at least four positive ints, got {widths!r}")
+        self.widths, self.atrous_rates = widths, tuple(int(r) for r in atrous_rates)
+        self.aspp_channels, self.aspp = int(aspp_channels), bool(aspp)
+        seeds, stages, c_in = SeedStream(seed), [], 3
+        for j, c in enumerate(widths):
+            d = 1 if j < 3 else 2 ** (j - 2)  # stride 2, 2, 2, then dilation 2, 4, ...
+            layers = conv_bn_relu(c_in, c, seeds, dilation=d)
+            layers += conv_bn_relu(c, c, seeds, dilation=d)
+            stages.append(Sequential(*layers, MaxPool2d(2)) if j < 3 else Sequential(*layers))
+            c_in = c
+        self.backbone = Sequential(*stages)
+        self.classifier = DeepLabHead(widths[-1], self.num_outputs, self.atrous_rates,
+                                      self.aspp_channels, aspp=self.aspp, rng=seeds)  # fmt: skip
 
     def forward(self, x):
         self.check_input(x)
-        logits = self.classifier(self.backbone(x))  # (N, K + 1, H/8, W/8)
-        self._cache = {"logits": logits, "size": tuple(x.shape[-2:])}
-        return interpolate(logits, size=self._cache["size"], mode="bilinear", align_corners=False)
+        size = tuple(x.shape[-2:])
+        y = self.classifier(self.backbone(x))  # (N, K + 1, H/8, W/8)
+        self._cache = {"y": y, "size": size}
+        return interpolate(y, size=size, mode="bilinear", align_corners=False)
 
     def backward(self, grad_output):
-        logits, size = self._cached("logits", "size")
-        g = interpolate_backward(grad_output, logits, size=size, mode="bilinear",
-                                 align_corners=False)  # fmt: skip
+        y, size = self._cached("y", "size")
+        g = interpolate_backward(grad_output, y, size=size, mode="bilinear", align_corners=False)
         return self.backbone.backward(self.classifier.backward(g))
+
+    def extra_repr(self):
+        return (f"classes={self.classes}, widths={self.widths}, atrous_rates={self.atrous_rates}, "
+                f"aspp_channels={self.aspp_channels}, aspp={self.aspp}")  # fmt: skip

@@ -1,69 +1,85 @@
-"""SegNet (Badrinarayanan, Kendall & Cipolla, TPAMI 2017): up-sampling by max-unpooling.
+"""SegNet (Badrinarayanan, Kendall & Cipolla, TPAMI 2017): unpooling with the encoder's indices.
 
-An encoder of ``conv-BN-ReLU x 2 -> 2x2 max-pool`` stages remembers *where* each pooling window's
-maximum was (``MaxPool2d(2, return_indices=True)``); the mirrored decoder puts each value back
-at that place (``MaxUnpool2d``), zeros elsewhere, and convolutions fill the sparse map in. The
-indices cost a few bits per pixel instead of U-Net's whole feature maps, and boundaries come
-back where the encoder saw them.
+The encoder is VGG-like: stages of two 3x3 conv-BN-ReLU and a 2x2 max-pool that *remembers
+where each maximum was* (``MaxPool2d(2, return_indices=True)``). The decoder mirrors it: each
+stage first **unpools** (``MaxUnpool2d(2)``) -- it writes every value back at the position its
+encoder stage's maximum came from, zeros elsewhere, a sparse map with the encoder's boundaries
+-- and then densifies it with two 3x3 conv-BN-ReLU; the last convolution gives the ``K + 1``
+logits (no BN/ReLU after it). Unlike U-Net, only the indices cross from encoder to decoder (a
+few bits per pixel, not whole feature maps), and unpooling has no weights to learn.
 
-    enc1 -> pool (idx1) -> enc2 -> pool (idx2) -> ... -> unpool (idx_L) -> dec_L -> ... -> unpool (idx1) -> dec1
-
-``dec1``'s last convolution outputs the K + 1 class logits (no BN, no ReLU). ``H`` and ``W`` must
-be multiples of ``2^L``. The backward of an unpooling gathers the gradient at the same indices
-(:func:`minivision.nn.functional.max_unpool2d_backward`), which is then the gradient of the
-pooled values.
+Backward: unpooling's gradient gathers the upstream gradient at the same indices (the pooling's
+backward, read the other way). The indices are integers: no gradient flows through them.
 """
 
 from __future__ import annotations
 
 from ..nn import Conv2d, MaxPool2d, MaxUnpool2d, Sequential
-from ._blocks import conv_bn_relu, seed_stream, widths_tuple
+from ._blocks import SeedStream, conv_bn_relu
 from .base import Segmenter
 
 __all__ = ["SegNet"]
 
 
 class SegNet(Segmenter):
-    """SegNet with ``len(widths)`` encoder stages.
+    """SegNet with ``len(widths)`` encoder and decoder stages.
 
-    Keys: ``enc{i}`` (double conv of stage ``i``), ``dec{i}`` (the decoder at stage ``i``: two
-    convolutions back to stage ``i - 1``'s width; ``dec1`` ends in the 1x1-free class conv).
+    Parameters
+    ----------
+    classes : sequence of str
+    widths : ints
+        The encoder stages' widths, finest first; decoder stage ``l`` maps ``widths[l]`` back
+        to ``widths[l - 1]`` (the last one to ``K + 1``).
+    seed : int
+        Layer ``i`` (data-flow order) is initialised from seed ``1000 * seed + i``.
+
+    Shapes: ``x`` (N, 3, H, W), H and W multiples of ``2 ** len(widths)`` -> logits
+    (N, K + 1, H, W). Children: ``encoder.l`` (conv-BN-ReLU x2: ``0..5``), ``decoder.j``
+    (coarsest first; the last one's child ``3`` is the final conv).
     """
 
-    def __init__(self, classes=("square", "circle", "triangle"), *, widths=(16, 32, 64),
-                 seed: int = 0):  # fmt: skip
+    def __init__(self, classes=("square", "circle", "triangle"), *, widths=(16, 32, 64), seed=0):
         super().__init__(classes)
-        self.widths = w = widths_tuple(widths)
-        self.output_stride = 2 ** len(w)
-        seeds = seed_stream(seed)
-        c_in = 3
-        for i, c in enumerate(w, start=1):
-            setattr(self, f"enc{i}", Sequential(*conv_bn_relu(c_in, c, seeds), *conv_bn_relu(c, c, seeds)))
+        widths = tuple(int(w) for w in widths)
+        if len(widths) < 1 or min(widths) < 1:
+            raise ValueError(f"widths must be positive ints, got {widths!r}")
+        self.widths = widths
+        self.output_stride = 2 ** len(widths)
+        seeds, c_in, encoder = SeedStream(seed), 3, []
+        for c in widths:
+            encoder.append(Sequential(*conv_bn_relu(c_in, c, seeds), *conv_bn_relu(c, c, seeds)))
             c_in = c
-        for i in reversed(range(1, len(w) + 1)):
-            c = w[i - 1]
-            if i > 1:
-                tail = conv_bn_relu(c, w[i - 2], seeds)
-            else:  # the classifier: a plain 3x3 convolution to the classes
-                tail = [Conv2d(c, self.num_classes, 3, padding=1, rng=next(seeds))]
-            setattr(self, f"dec{i}", Sequential(*conv_bn_relu(c, c, seeds), *tail))
-        self._pools = [MaxPool2d(2, return_indices=True) for _ in w]
-        self._unpools = [MaxUnpool2d(2) for _ in w]
+        self.encoder = Sequential(*encoder)
+        self.pools = Sequential(*[MaxPool2d(2, return_indices=True) for _ in widths])
+        self.unpools = Sequential(*[MaxUnpool2d(2) for _ in widths])
+        decoder = []
+        for level in range(len(widths) - 1, -1, -1):
+            c = widths[level]
+            if level > 0:
+                layers = conv_bn_relu(c, c, seeds) + conv_bn_relu(c, widths[level - 1], seeds)
+            else:  # the last stage ends in the classifier: a plain 3x3 conv to K + 1
+                layers = conv_bn_relu(c, c, seeds)
+                layers.append(Conv2d(c, self.num_outputs, 3, padding=1, rng=seeds()))
+            decoder.append(Sequential(*layers))
+        self.decoder = Sequential(*decoder)
 
     def forward(self, x):
         self.check_input(x)
-        h, indices = x, []
-        for i in range(1, len(self.widths) + 1):
-            h, idx = self._pools[i - 1](getattr(self, f"enc{i}")(h))  # (N, C_i, H / 2^i, ...)
+        indices = []
+        for block, pool in zip(self.encoder, self.pools):
+            x, idx = pool(block(x))  # (N, c, h / 2, w / 2) and where each maximum was
             indices.append(idx)
-        for i in reversed(range(1, len(self.widths) + 1)):
-            h = getattr(self, f"dec{i}")(self._unpools[i - 1](h, indices[i - 1]))
-        return h  # (N, K + 1, H, W)
+        for j, (unpool, block) in enumerate(zip(self.unpools, self.decoder)):
+            x = block(unpool(x, indices[-1 - j]))  # back to (N, c, h, w), then densified
+        return x  # (N, K + 1, H, W)
 
     def backward(self, grad_output):
         g = grad_output
-        for i in range(1, len(self.widths) + 1):  # decoder in reverse
-            g = self._unpools[i - 1].backward(getattr(self, f"dec{i}").backward(g))
-        for i in reversed(range(1, len(self.widths) + 1)):  # encoder in reverse
-            g = getattr(self, f"enc{i}").backward(self._pools[i - 1].backward(g))
+        for j in range(len(self.decoder) - 1, -1, -1):
+            g = self.unpools[j].backward(self.decoder[j].backward(g))
+        for level in range(len(self.encoder) - 1, -1, -1):
+            g = self.encoder[level].backward(self.pools[level].backward(g))
         return g
+
+    def extra_repr(self):
+        return f"classes={self.classes}, widths={self.widths}"

@@ -7,13 +7,13 @@ gradient against torch's float64 one within float32 rounding) and checked indepe
 central finite differences in float64.
 """
 
-
 from __future__ import annotations
 
 import math
 
 import numpy as np
 import pytest
+import torch
 import torch.nn.functional as F
 import torchvision.ops as tv
 from helpers import T, assert_backend, assert_close, fd_check, tol, torch_grad
@@ -146,6 +146,72 @@ def test_cross_entropy_all_ignored(be):
     )
 
 
+# (input shape, target shape): torch's per-position layouts (N, C, d1, ..., dk) / (N, d1, ..., dk),
+# and the unbatched (C,) / ()
+CE_LAYOUTS = {
+    "NCHW": ((2, 4, 5, 3), (2, 5, 3)),
+    "NCL": ((3, 4, 7), (3, 7)),
+    "NCDHW": ((2, 4, 3, 2, 2), (2, 3, 2, 2)),
+    "C": ((4,), ()),
+}
+
+
+@pytest.mark.parametrize("reduction", REDS)
+@pytest.mark.parametrize("case", list(CE_CASES))
+@pytest.mark.parametrize("layout", list(CE_LAYOUTS))
+def test_cross_entropy_per_position(be, no_sync, layout, case, reduction):
+    """The N-D cross-entropy of semantic segmentation equals torch's F.cross_entropy: forward
+    against torch in the backend's dtype, backward against torch autograd in float64."""
+    c = CE_CASES[case]
+    shape, tshape = CE_LAYOUTS[layout]
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal(shape) * 3
+    t = rng.integers(0, 4, size=tshape)
+    ii = 2 if c.get("ignore") else -100
+    if c.get("ignore") and t.ndim:
+        t.flat[0] = 2  # at least one ignored position
+    w = c.get("weight")
+    kw = dict(ignore_index=ii, reduction=reduction, label_smoothing=c.get("label_smoothing", 0.0))
+    # reshaped: the fixture's torch conversion makes 0-d arrays 1-d
+    xb, tb = be.asarray(x), be.xp.reshape(be.asarray(t, "int64"), tshape)
+    x_before = to_numpy(xb).copy()
+    wb = None if w is None else be.asarray(w)
+    got = L.cross_entropy(xb, tb, wb, **kw)
+    wt = None if w is None else T(w.astype(be.np_float))
+    exp = F.cross_entropy(T(x.astype(be.np_float)), torch.tensor(t), weight=wt, **kw)
+    assert_backend(got, be)
+    assert_close(got, exp.numpy(), what=f"cross_entropy {layout} {case}", **tol(be, 100))
+    w64 = None if w is None else T(w)
+    up = None if reduction != "none" else np.asarray(rng.standard_normal(tshape))
+    g_ref, _ = torch_grad(  # flattened: torch_grad's upstream cannot be 0-d
+        lambda a: F.cross_entropy(a, torch.tensor(t), weight=w64, **kw).reshape(-1),
+        x,
+        upstream=None if up is None else up.reshape(-1),
+    )
+    g = L.cross_entropy_backward(
+        xb, tb, wb, **kw, grad_output=None if up is None else be.xp.reshape(be.asarray(up), tshape)
+    )
+    assert_backend(g, be)
+    assert_close(
+        g, g_ref.astype(be.np_float), what=f"cross_entropy grad {layout} {case}", **tol(be)
+    )
+    assert np.array_equal(to_numpy(xb), x_before)
+
+
+def test_cross_entropy_per_position_bad_shapes():
+    x = np.zeros((2, 4, 5, 3))
+    with pytest.raises(ValueError, match=r"target must be an integer array of shape \(2, 5, 3\)"):
+        L.cross_entropy(x, np.zeros((2, 5), int))
+    with pytest.raises(ValueError, match="target"):
+        L.cross_entropy(x, np.zeros((2, 4, 5, 3), int))  # probability targets: not supported
+    with pytest.raises(ValueError, match="grad_output"):
+        L.cross_entropy_backward(
+            x, np.zeros((2, 5, 3), int), reduction="none", grad_output=np.ones((2, 15))
+        )
+    with pytest.raises(ValueError, match="input"):
+        L.cross_entropy(np.zeros(()), np.zeros((), int))
+
+
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
 @pytest.mark.parametrize("bad_label", [5, -3, 4])
 @pytest.mark.parametrize("smoothing", [0.0, 0.2])
@@ -268,7 +334,6 @@ def test_bce_focal_hypothesis(x, y):
     assert_close(L.sigmoid_focal_loss_backward(x, y, reduction="sum"), g_ref, rtol=1e-9, atol=1e-13)
 
 
-
 # ----------------------------------------------------------------------------- bad input
 
 
@@ -352,4 +417,3 @@ def test_cross_entropy_hypothesis(n, c, scale, smoothing, weighted, seed):
         )
         g = L.cross_entropy_backward(x, t, w, reduction="sum", **kw)
         assert_close(g, g_ref, what="cross_entropy grad", rtol=1e-10, atol=1e-12)
-
