@@ -29,24 +29,15 @@ STEP_BATCH = 8
 
 def _torch_twin(model):
     """The torch transcription of ``model`` with the same weights (eval/train mode copied)."""
-    import torch
-
     from .torch_segmenters import torch_segmenter
 
-    twin = torch_segmenter(model)
-    twin.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in model.state_dict().items()})
-    return twin.train(model.training)
+    return torch_segmenter(model).train(model.training)
 
 
-def _torch_loss(logits, maps, dice_weight):
+def _torch_loss(logits, maps):
     import torch.nn.functional as F
 
-    from .torch_segmenters import torch_dice_loss
-
-    loss = F.cross_entropy(logits, maps)
-    if dice_weight:
-        loss = loss + dice_weight * torch_dice_loss(logits, maps)
-    return loss
+    return F.cross_entropy(logits, maps)
 
 
 def bench_segmenter_step(repeats: int) -> list[Row]:
@@ -76,18 +67,23 @@ def bench_segmenter_step(repeats: int) -> list[Row]:
         def step_ours(ours=ours, opt=opt_ours, config=config, images=images, maps=maps):
             opt.zero_grad()
             logits = ours(images)
-            ours.backward(segmentation_loss_backward(logits, maps, config.dice_weight))
+            ours.backward(segmentation_loss_backward(logits, maps))
             opt.step()
-            return segmentation_loss(logits, maps, config.dice_weight)
+            return segmentation_loss(logits, maps)
 
         def step_theirs(theirs=theirs, opt=opt_theirs, config=config, ti=ti, tm=tm):
             opt.zero_grad()
-            loss = _torch_loss(theirs(ti), tm, config.dice_weight)
+            loss = _torch_loss(theirs(ti), tm)
             loss.backward()
             opt.step()
             return loss
 
-        first, first_ref = float(step_ours()), step_theirs().item()
+        # the two sides agree (in eval mode: dropout masks are each library's own draws)
+        ours.eval()
+        first = float(segmentation_loss(ours(images), maps))
+        with torch.no_grad():
+            first_ref = _torch_loss(theirs.eval()(ti), tm).item()
+        ours.train(), theirs.train()
         if abs(first - first_ref) > 1e-4 * max(1.0, abs(first_ref)):
             raise AssertionError(f"segmenter_step {name}: losses differ, {first} vs {first_ref}")
         t_mine, t_ref = timeit(step_ours, step_theirs, repeats)
@@ -115,8 +111,7 @@ def train_torch_twin(manifest: dict):
     for step in range(manifest["steps"]):
         images, maps = make_batch(train_set, range(step * b, step * b + b))
         opt.zero_grad()
-        _torch_loss(theirs(torch.from_numpy(images)), torch.from_numpy(maps),
-                    config.dice_weight).backward()  # fmt: skip
+        _torch_loss(theirs(torch.from_numpy(images)), torch.from_numpy(maps)).backward()
         opt.step()
     return theirs.eval(), time.perf_counter() - t0
 

@@ -6,12 +6,12 @@ from .proposals import average_recall, best_overlap, mabo, proposal_recall
 from .segmentation import (
     BoundaryScores,
     SegmentationEvaluation,
+    SegmentationScores,
     boundary_iou,
     boundary_width,
-    mask_boundary,
-    SegmentationScores,
     confusion_matrix,
     evaluate_segmentation,
+    mask_boundary,
     segmentation_scores,
 )
 from .voc import VOCResult, voc_ap, voc_evaluate

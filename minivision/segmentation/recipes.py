@@ -6,8 +6,7 @@ loss is the per-pixel cross-entropy, averaged over all pixels of the batch,
 
     L = -1/(N H W) sum_{n,y,x} log softmax(z[n, :, y, x])[t[n, y, x]]
 
-optionally plus ``dice_weight`` times the soft Dice loss (:func:`dice_loss`), which weighs each
-class equally however few pixels it covers. The data of step ``s`` are the fresh scenes
+(:func:`minivision.nn.losses.cross_entropy` on ``(N, K + 1, H, W)`` logits). The data of step ``s`` are the fresh scenes
 ``s * B ... s * B + B - 1`` of ``Shapes(seed=seed)``, so a run is a function of its seed and a
 resumed run sees the same batches; Adam at ``config.lr``.
 
@@ -33,7 +32,6 @@ from ..nn.losses import cross_entropy, cross_entropy_backward
 from ..nn.optim import Adam
 from .deeplab import DeepLabV3
 from .fcn import FCN
-from .losses import dice_loss, dice_loss_backward
 from .segnet import SegNet
 from .unet import UNet
 
@@ -78,7 +76,6 @@ class SegmenterConfig:
     widths: tuple | None = None
     lr: float = 3e-3
     batch_size: int = 8
-    dice_weight: float = 0.0
     val_seed: int = 1_000_003
     val_size: int = 200
 
@@ -87,8 +84,6 @@ class SegmenterConfig:
             raise ValueError(f"model must be one of {sorted(MODELS)}, got {self.model!r}")
         self.classes = tuple(self.classes)
         self.widths = None if self.widths is None else tuple(int(w) for w in self.widths)
-        if not self.dice_weight >= 0:
-            raise ValueError(f"dice_weight must be >= 0, got {self.dice_weight}")
 
     @property
     def num_classes(self) -> int:
@@ -142,23 +137,17 @@ def evaluate(model, dataset: Shapes, batch_size: int = 50) -> dict:
         items = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
         preds += model.predict([item["image"] for item in items])
         targets += [item["semantic"] for item in items]
-    return score_maps(np.stack(preds), np.stack(targets), len(model.classes) + 1, model.classes)
+    return score_maps(np.stack(preds), np.stack(targets), model.num_outputs, model.classes)
 
 
-def segmentation_loss(logits, target, dice_weight: float = 0.0):
-    """Mean per-pixel cross-entropy of ``(N, C, H, W)`` logits (+ ``dice_weight`` x soft Dice)."""
-    loss = cross_entropy(logits, target)
-    if dice_weight:
-        loss = loss + dice_weight * dice_loss(logits, target)
-    return loss
+def segmentation_loss(logits, target):
+    """Mean per-pixel cross-entropy of ``(N, C, H, W)`` logits against ``(N, H, W)`` classes."""
+    return cross_entropy(logits, target)
 
 
-def segmentation_loss_backward(logits, target, dice_weight: float = 0.0):
-    """dL/d(logits) of :func:`segmentation_loss`, ``(N, C, H, W)``."""
-    grad = cross_entropy_backward(logits, target)
-    if dice_weight:
-        grad = grad + dice_weight * dice_loss_backward(logits, target)
-    return grad
+def segmentation_loss_backward(logits, target):
+    """dL/d(logits) of :func:`segmentation_loss`, ``(N, C, H, W)``: ``(softmax - onehot) / NHW``."""
+    return cross_entropy_backward(logits, target)
 
 
 def training_recipe(config: SegmenterConfig, seed: int) -> dict:
@@ -183,8 +172,8 @@ def training_recipe(config: SegmenterConfig, seed: int) -> dict:
     def step_fn(batch, rng):
         images, maps = batch
         logits = model(images)  # (B, K + 1, S, S)
-        model.backward(segmentation_loss_backward(logits, maps, config.dice_weight))
-        return segmentation_loss(logits, maps, config.dice_weight)
+        model.backward(segmentation_loss_backward(logits, maps))
+        return segmentation_loss(logits, maps)
 
     def eval_fn(m):
         return evaluate(m, val_set)
