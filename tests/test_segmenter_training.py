@@ -29,14 +29,14 @@ def test_every_segmenter_is_a_train_model():
 
 
 def test_a_short_unet_run_learns_more_than_the_background(tmp_path, capsys):
-    """120 steps on 32 x 32 scenes: the loss falls and every class is found somewhat.
+    """250 steps on 32 x 32 scenes: the loss falls and every class is found somewhat.
 
     Predicting background everywhere would give IoU 0 for every shape class (mIoU = IoU of
     the background / 4, about 0.2): a run that learned nothing fails the mIoU floor.
     """
     out = tmp_path / "unet"
-    args = ["train", "unet", "--steps", "120", "--seed", "5", "--out", str(out),
-            "--image-size", "32", "--batch-size", "8", "--checkpoint-every", "120"]  # fmt: skip
+    args = ["train", "unet", "--steps", "250", "--seed", "5", "--out", str(out),
+            "--image-size", "32", "--batch-size", "8", "--checkpoint-every", "250"]  # fmt: skip
     assert main(args) == 0
     assert "held-out pixel_accuracy" in capsys.readouterr().out
     history = json.loads((out / "history.json").read_text())
@@ -98,12 +98,6 @@ def test_fcn8s_draws_sharper_boundaries_than_fcn32s(shipped_scores):
     assert s8["boundary_iou"] > s32["boundary_iou"] + 0.02, (s8, s32)
 
 
-def test_aspp_beats_the_same_network_without_it(shipped_scores):
-    """Chen et al.: several rates and the image-level branch see more context than one conv."""
-    with_aspp, without = shipped_scores["deeplab_shapes"], shipped_scores["deeplab_no_aspp_shapes"]
-    assert with_aspp["miou"] > without["miou"], (with_aspp, without)
-
-
 def test_manifests_record_how_each_model_was_made():
     for name in available():
         manifest = load_pretrained(name).manifest
@@ -154,8 +148,8 @@ def test_segment_writes_maps_and_skips_a_bad_file(tmp_path, capsys):
 
 def test_segment_a_16_bit_png(tmp_path, capsys):
     path = tmp_path / "deep.png"
-    io.imsave(path, (SegmenterConfig().dataset(1, 3)[0]["image"].astype(np.uint16) * 257),
-              check_contrast=False)  # fmt: skip
+    grey = SegmenterConfig().dataset(1, 3)[0]["image"].mean(axis=2).astype(np.uint16) * 257
+    io.imsave(path, grey, check_contrast=False)  # a 16-bit greyscale PNG
     assert main(["segment", "unet_shapes", str(path), "--out", str(tmp_path / "o")]) == 0
     assert (tmp_path / "o" / "deep.npy").is_file()
 
