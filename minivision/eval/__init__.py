@@ -1,5 +1,14 @@
-"""Evaluation: COCO AP/AR for boxes and masks, bit-exact with pycocotools (lesson 10)."""
+"""Evaluation: COCO AP/AR for boxes and masks, bit-exact with pycocotools (lesson 10), VOC AP,
+semantic-segmentation scores and boundary measures (lesson 15), proposal recall."""
 
+from .boundary import (
+    BoundaryIoUScores,
+    boundary_f_score,
+    boundary_iou,
+    boundary_width,
+    mask_to_boundary,
+    semantic_boundary_iou,
+)
 from .coco import COCOEvalResult, coco_evaluate
 from .proposals import average_recall, best_overlap, mabo, proposal_recall
 from .segmentation import (
@@ -21,3 +30,11 @@ __all__ += [
     "SegmentationEvaluation",
 ]
 __all__ += ["best_overlap", "proposal_recall", "average_recall", "mabo"]
+__all__ += [
+    "boundary_width",
+    "mask_to_boundary",
+    "boundary_iou",
+    "semantic_boundary_iou",
+    "BoundaryIoUScores",
+    "boundary_f_score",
+]

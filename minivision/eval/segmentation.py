@@ -40,6 +40,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 from .._backend import device, namespace_of, scatter_add
+from ._nan import nan_divide as _divide
+from ._nan import nanmean as _nanmean
 
 __all__ = [
     "confusion_matrix",
@@ -128,20 +130,6 @@ class SegmentationScores:
     frequency_weighted_iou: object  # (...)
     class_dice: object  # (..., C)
     mean_dice: object  # (...)
-
-
-def _divide(xp, num, den):
-    """num / den with NaN where den == 0 (and no 0 / 0 warning)."""
-    zero = den == 0
-    safe = xp.where(zero, xp.ones_like(den), den)
-    return xp.where(zero, xp.full_like(num, float("nan")), num / safe)
-
-
-def _nanmean(xp, x, axis=-1):
-    """Mean over ``axis`` of the non-NaN entries; NaN where all are NaN."""
-    valid = ~xp.isnan(x)
-    total = xp.sum(xp.where(valid, x, xp.zeros_like(x)), axis=axis)
-    return _divide(xp, total, xp.sum(xp.astype(valid, x.dtype), axis=axis))
 
 
 def segmentation_scores(confmat, dtype=None) -> SegmentationScores:
