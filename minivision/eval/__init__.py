@@ -1,17 +1,21 @@
-"""Evaluation: COCO AP/AR for boxes and masks, bit-exact with pycocotools (lesson 10); the
-semantic-segmentation scores and the boundary IoU (lesson 15)."""
+"""Evaluation: COCO AP/AR for boxes and masks, bit-exact with pycocotools (lesson 10), VOC AP,
+semantic-segmentation scores and boundary measures (lesson 15), proposal recall."""
 
+from .boundary import (
+    BoundaryIoUScores,
+    boundary_f_score,
+    boundary_iou,
+    boundary_width,
+    mask_to_boundary,
+    semantic_boundary_iou,
+)
 from .coco import COCOEvalResult, coco_evaluate
 from .proposals import average_recall, best_overlap, mabo, proposal_recall
 from .segmentation import (
-    BoundaryScores,
     SegmentationEvaluation,
     SegmentationScores,
-    boundary_iou,
-    boundary_width,
     confusion_matrix,
     evaluate_segmentation,
-    mask_boundary,
     segmentation_scores,
 )
 from .voc import VOCResult, voc_ap, voc_evaluate
@@ -24,9 +28,13 @@ __all__ += [
     "evaluate_segmentation",
     "SegmentationScores",
     "SegmentationEvaluation",
-    "boundary_iou",
-    "boundary_width",
-    "mask_boundary",
-    "BoundaryScores",
 ]
 __all__ += ["best_overlap", "proposal_recall", "average_recall", "mabo"]
+__all__ += [
+    "boundary_width",
+    "mask_to_boundary",
+    "boundary_iou",
+    "semantic_boundary_iou",
+    "BoundaryIoUScores",
+    "boundary_f_score",
+]

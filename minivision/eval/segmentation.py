@@ -40,6 +40,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 from .._backend import device, namespace_of, scatter_add
+from ._nan import nan_divide as _divide
+from ._nan import nanmean as _nanmean
 
 __all__ = [
     "confusion_matrix",
@@ -47,10 +49,6 @@ __all__ = [
     "evaluate_segmentation",
     "SegmentationScores",
     "SegmentationEvaluation",
-    "boundary_width",
-    "mask_boundary",
-    "boundary_iou",
-    "BoundaryScores",
 ]
 
 
@@ -132,20 +130,6 @@ class SegmentationScores:
     frequency_weighted_iou: object  # (...)
     class_dice: object  # (..., C)
     mean_dice: object  # (...)
-
-
-def _divide(xp, num, den):
-    """num / den with NaN where den == 0 (and no 0 / 0 warning)."""
-    zero = den == 0
-    safe = xp.where(zero, xp.ones_like(den), den)
-    return xp.where(zero, xp.full_like(num, float("nan")), num / safe)
-
-
-def _nanmean(xp, x, axis=-1):
-    """Mean over ``axis`` of the non-NaN entries; NaN where all are NaN."""
-    valid = ~xp.isnan(x)
-    total = xp.sum(xp.where(valid, x, xp.zeros_like(x)), axis=axis)
-    return _divide(xp, total, xp.sum(xp.astype(valid, x.dtype), axis=axis))
 
 
 def segmentation_scores(confmat, dtype=None) -> SegmentationScores:
@@ -240,109 +224,3 @@ def evaluate_segmentation(pred, target, num_classes: int, ignore_index=None):
         per_image_mean=SegmentationScores(**means),
     )
 
-
-# ----------------------------------------------------------------------------- boundary IoU
-
-
-def _check_ratio(dilation_ratio):
-    if isinstance(dilation_ratio, bool) or not isinstance(dilation_ratio, (int, float)) \
-            or not 0 < dilation_ratio < float("inf"):  # fmt: skip
-        raise ValueError(f"dilation_ratio must be a positive number, got {dilation_ratio!r}")
-
-
-def boundary_width(height: int, width: int, dilation_ratio: float = 0.02) -> int:
-    """The band's width ``d`` in pixels: ``round(dilation_ratio * image diagonal)``, at least 1
-    (``mask_to_boundary`` of the Boundary IoU reference code)."""
-    _check_ratio(dilation_ratio)
-    return max(1, int(round(dilation_ratio * (height**2 + width**2) ** 0.5)))
-
-
-def _erode(xp, masks, d: int):
-    """Binary erosion of ``(..., H, W)`` bool masks by a ``(2d + 1)^2`` square, with everything
-    outside the image counted as background: a pixel survives when every pixel within
-    Chebyshev distance ``d`` is in the mask *and* in the image. Separable: rows, then columns."""
-    for axis in (-2, -1):
-        n = masks.shape[axis]
-        pad_shape = list(masks.shape)
-        pad_shape[axis] = d
-        pad = xp.zeros(tuple(pad_shape), dtype=xp.bool, device=device(masks))
-        padded = xp.concat([pad, masks, pad], axis=axis)  # (..., n + 2d) along axis
-        out = masks
-        for s in range(2 * d + 1):
-            index = [slice(None)] * masks.ndim
-            index[axis] = slice(s, s + n)
-            out = out & padded[tuple(index)]
-        masks = out
-    return masks
-
-
-def mask_boundary(mask, dilation_ratio: float = 0.02):
-    """The inner boundary band of binary masks ``(..., H, W)``: the mask minus its erosion by
-    ``d = boundary_width(H, W, dilation_ratio)`` pixels -- the pixels of the mask within ``d``
-    of its outline or of the image border (Cheng et al. 2021's ``G_d ∩ G``). Device-pure."""
-    xp = namespace_of(mask=mask)
-    if mask.ndim < 2:
-        raise ValueError(f"mask must be (..., H, W), got shape {tuple(mask.shape)}")
-    m = xp.astype(mask, xp.bool)
-    d = boundary_width(mask.shape[-2], mask.shape[-1], dilation_ratio)
-    return m & ~_erode(xp, m, d)
-
-
-@dataclass(frozen=True)
-class BoundaryScores:
-    """Boundary IoU of each class (NaN when the class has no boundary pixel in either map) and
-    their NaN-mean; ``intersection`` and ``union`` are the per-class pixel counts, ``(C,)``."""
-
-    intersection: object
-    union: object
-    class_iou: object
-    mean_iou: object
-
-
-def boundary_iou(pred, target, num_classes: int, dilation_ratio: float = 0.02,
-                 ignore_index=None) -> BoundaryScores:  # fmt: skip
-    """Boundary IoU (Cheng, Girshick, Dollár, Berg & Kirillov, CVPR 2021) of class maps.
-
-    For each class ``c``, ``G = (target == c)`` and ``P = (pred == c)`` in each image; their
-    boundary bands ``G_d``, ``P_d`` (:func:`mask_boundary`) give
-
-        BIoU_c = |G_d ∩ P_d| / |G_d ∪ P_d|,
-
-    with the counts summed over every image of the batch (dataset-level, like the confusion-matrix
-    scores), and ``mean_iou`` the NaN-mean over classes. IoU over the whole masks is dominated by
-    their interiors; the band scores only the outline, so a blurred map that is right in the
-    middle of each object scores low. Pixels whose target is ``ignore_index`` are left out.
-
-    Parameters
-    ----------
-    pred, target : integer arrays of one shape, (N, H, W) or (H, W)
-    num_classes : int
-    dilation_ratio : float
-        Band width as a fraction of the image diagonal (the paper's 0.02).
-    """
-    xp = namespace_of(pred=pred, target=target)
-    if tuple(pred.shape) != tuple(target.shape):
-        raise ValueError(f"pred and target must have one shape, got {tuple(pred.shape)} and "
-                         f"{tuple(target.shape)}")  # fmt: skip
-    for name, a in (("pred", pred), ("target", target)):
-        if a.ndim not in (2, 3) or not xp.isdtype(a.dtype, ("integral", "bool")):
-            raise ValueError(f"{name} must be an integer (N, H, W) or (H, W) map, got "
-                             f"{a.dtype} {tuple(a.shape)}")  # fmt: skip
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-        raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
-    _check_ratio(dilation_ratio)
-    p = xp.astype(pred, xp.int64)
-    t = xp.astype(target, xp.int64)
-    if p.ndim == 2:
-        p, t = p[None], t[None]
-    classes = xp.reshape(xp.arange(num_classes, dtype=xp.int64, device=device(p)), (1, -1, 1, 1))
-    gt_band = mask_boundary(t[:, None] == classes, dilation_ratio)  # (N, C, H, W)
-    dt_band = mask_boundary(p[:, None] == classes, dilation_ratio)
-    if ignore_index is not None:
-        kept = (t != ignore_index)[:, None]
-        gt_band, dt_band = gt_band & kept, dt_band & kept
-    inter = xp.sum(xp.astype(gt_band & dt_band, xp.int64), axis=(0, 2, 3))  # (C,)
-    union = xp.sum(xp.astype(gt_band | dt_band, xp.int64), axis=(0, 2, 3))
-    iou = _divide(xp, xp.astype(inter, xp.float64), xp.astype(union, xp.float64))
-    return BoundaryScores(intersection=inter, union=union, class_iou=iou,
-                          mean_iou=_nanmean(xp, iou))  # fmt: skip

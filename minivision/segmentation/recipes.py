@@ -12,7 +12,7 @@ resumed run sees the same batches; Adam at ``config.lr``.
 
 :func:`evaluate` scores a model on held-out scenes with lesson 10's metrics (pixel accuracy,
 per-class IoU and mIoU of the confusion matrix summed over the data set) and the boundary IoU
-of :mod:`minivision.eval.boundary`. :func:`score_maps` does the same for maps from anywhere (the
+of :func:`minivision.eval.semantic_boundary_iou`. :func:`score_maps` does the same for maps from anywhere (the
 benchmark scores torch's predictions with it).
 
 Host code around the device-pure networks: Shapes makes NumPy scenes, and a batch goes onto the
@@ -27,7 +27,7 @@ import numpy as np
 
 from .._backend import from_numpy
 from ..data import Shapes, collate
-from ..eval import boundary_iou, evaluate_segmentation
+from ..eval import evaluate_segmentation, semantic_boundary_iou
 from ..nn.losses import cross_entropy, cross_entropy_backward
 from ..nn.optim import Adam
 from .deeplab import DeepLabV3
@@ -126,7 +126,7 @@ def score_maps(pred, target, num_classes: int, classes=None) -> dict:
     names = ["background", *(classes or [str(c) for c in range(1, num_classes)])]
     scores = {"pixel_accuracy": float(ev.pixel_accuracy), "miou": float(ev.mean_iou)}
     scores.update({f"iou_{n}": float(v) for n, v in zip(names, ev.class_iou)})
-    scores["boundary_iou"] = float(boundary_iou(pred, target, num_classes).mean_iou)
+    scores["boundary_iou"] = float(semantic_boundary_iou(pred, target, num_classes).mean_iou)
     return scores
 
 
