@@ -223,4 +223,3 @@ def evaluate_segmentation(pred, target, num_classes: int, ignore_index=None):
         per_image=scores,
         per_image_mean=SegmentationScores(**means),
     )
-
