@@ -14,7 +14,7 @@ matplotlib.use("Agg")
 
 def test_stages_run_in_pipeline_order():
     """Segments -> proposals -> boxes and IoU -> features -> anchors -> NMS -> RoI crops -> masks
-    -> a trained network -> its COCO score."""
+    -> a trained network -> its COCO score -> semantic maps."""
     names = [s.__name__ for s in STAGES]
     assert names == [
         "stage_segmentation",
@@ -27,6 +27,7 @@ def test_stages_run_in_pipeline_order():
         "stage_masks",
         "stage_training",
         "stage_evaluation",
+        "stage_semantic",
     ]
 
 
