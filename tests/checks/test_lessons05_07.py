@@ -3,60 +3,35 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
-import types
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import torchvision.ops as tv
+from lesson_checks import (
+    ROOT,
+    assert_planted_mistake_named,
+    assert_solution_passes,
+    assert_stubs_fail_cleanly,
+    load_solution,
+)
 
-from minivision.checks import check_file, check_module
 from minivision.checks import lesson07 as battery07
 
-ROOT = Path(__file__).resolve().parents[2]
-SOLUTIONS = Path(__file__).parents[1] / "solutions"
-
 pytestmark = pytest.mark.filterwarnings("ignore:divide by zero:RuntimeWarning")
-
-
-def _load(name):
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, SOLUTIONS / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        sys.modules[name] = module
-    return sys.modules[name]
-
-
-def _with(module, **overrides):
-    ns = types.SimpleNamespace(
-        **{k: getattr(module, k) for k in dir(module) if not k.startswith("_")}
-    )
-    for k, v in overrides.items():
-        setattr(ns, k, v)
-    return ns
 
 
 @pytest.mark.parametrize(
     "lesson,stubs,count", [("05", "05_roi_pool.py", 3), ("07", "07_roi_align.py", 4)]
 )
 def test_stubs_fail_cleanly(lesson, stubs, count):
-    report = check_file(lesson, ROOT / "lessons" / stubs)
-    assert {r.status for r in report.results} == {"stub"}
-    text = report.text()
-    assert "Traceback" not in text and f"0 of {count} functions pass" in text
+    assert_stubs_fail_cleanly(lesson, ROOT / "lessons" / stubs, count)
 
 
-@pytest.mark.parametrize(
-    "lesson,solution", [("05", "lesson05_solution"), ("07", "lesson07_solution")]
-)
-def test_reference_solutions_pass(lesson, solution):
-    report = check_file(lesson, SOLUTIONS / f"{solution}.py")
-    assert report.ok, report.text()
+@pytest.mark.parametrize("lesson,count", [("05", 3), ("07", 4)])
+def test_reference_solutions_pass(lesson, count):
+    assert_solution_passes(lesson, count)
 
 
 def test_bilinear_reference_is_torchvision():
@@ -71,7 +46,7 @@ def test_bilinear_reference_is_torchvision():
 
 # ----------------------------------------------------------------------------- lesson 05
 
-sol05 = _load("lesson05_solution")
+sol05 = load_solution("05")
 
 
 def c_round(v):
@@ -160,15 +135,12 @@ PLANTED_05 = [
 
 @pytest.mark.parametrize("fn,wrong,mistake", PLANTED_05, ids=[f"{p[0]}-{p[2]}" for p in PLANTED_05])
 def test_lesson05_planted_mistake_is_recognised(fn, wrong, mistake):
-    report = check_module("05", _with(sol05, **{fn: wrong}))
-    result = report.result(fn)
-    assert result.status == "failed" and mistake in result.mistakes, report.text()
-    assert all(r.status == "ok" for r in report.results if r.name != fn)
+    assert_planted_mistake_named("05", sol05, fn, wrong, mistake)
 
 
 # ----------------------------------------------------------------------------- lesson 07
 
-sol07 = _load("lesson07_solution")
+sol07 = load_solution("07")
 
 
 def align_with(
@@ -328,7 +300,4 @@ PLANTED_07 = [
 
 @pytest.mark.parametrize("fn,wrong,mistake", PLANTED_07, ids=[f"{p[0]}-{p[2]}" for p in PLANTED_07])
 def test_lesson07_planted_mistake_is_recognised(fn, wrong, mistake):
-    report = check_module("07", _with(sol07, **{fn: wrong}))
-    result = report.result(fn)
-    assert result.status == "failed" and mistake in result.mistakes, report.text()
-    assert all(r.status == "ok" for r in report.results if r.name != fn)
+    assert_planted_mistake_named("07", sol07, fn, wrong, mistake)
