@@ -192,24 +192,6 @@ def align_with(
     return roi_align
 
 
-def backward_undivided(
-    grad_output, rois, input_shape, spatial_scale=1.0, sampling_ratio=-1, aligned=False
-):
-    """Each sample sends the whole bin gradient back: the count is forgotten."""
-    grad = np.zeros(input_shape)
-    for k, roi in enumerate(rois):
-        b = int(roi[0])
-        points = sol07._bin_points(
-            roi, grad_output.shape[2:], spatial_scale, sampling_ratio, aligned
-        )
-        for i, j, yy, xx, _count in points:
-            cells, ok = sol07._weights(input_shape[2:], yy, xx)
-            for ch in range(input_shape[1]):
-                for r, c, wt in cells:
-                    np.add.at(grad[b, ch], (r[ok], c[ok]), grad_output[k, ch, i, j] * wt[ok])
-    return grad
-
-
 def bilinear_weights_swapped(plane, y, x):
     """Each corner weighted by its own distance: (y - y0) on the top row instead of 1 - it."""
     h, w = plane.shape
@@ -230,8 +212,9 @@ def bilinear_weights_swapped(plane, y, x):
     return np.where(ok, value, 0.0)
 
 
-def backward_scattered(how):
-    """The backward with the count, but scattered with fancy-index += or with =."""
+def backward_with(scatter="add.at", divide=True):
+    """The backward pass a learner writes, with the count forgotten (``divide=False``) or the
+    shares scattered with fancy-index ``+=`` or ``=`` instead of ``np.add.at``."""
 
     def roi_align_backward(
         grad_output, rois, input_shape, spatial_scale=1.0, sampling_ratio=-1, aligned=False
@@ -246,8 +229,12 @@ def backward_scattered(how):
                 cells, ok = sol07._weights(input_shape[2:], yy, xx)
                 for ch in range(input_shape[1]):
                     for r, c, wt in cells:
-                        share = grad_output[k, ch, i, j] * wt[ok] / count
-                        if how == "+=":
+                        share = grad_output[k, ch, i, j] * wt[ok]
+                        if divide:
+                            share = share / count
+                        if scatter == "add.at":
+                            np.add.at(grad[b, ch], (r[ok], c[ok]), share)
+                        elif scatter == "+=":
                             grad[b, ch][r[ok], c[ok]] += share
                         else:
                             grad[b, ch][r[ok], c[ok]] = share
@@ -289,9 +276,13 @@ PLANTED_07 = [
     ("roi_align", align_with(batch_in_box=True), "the batch index read as part of the box"),
     ("roi_align", align_with(clamp=True), "outside samples clamped to the border"),
     ("roi_align", align_with(min_one=False), "the minimum RoI size forgotten"),
-    ("roi_align_backward", backward_undivided, "the gradient not divided by the sample count"),
-    ("roi_align_backward", backward_scattered("+="), "fancy-index += dropping repeated cells"),
-    ("roi_align_backward", backward_scattered("="), "= instead of += in the backward"),
+    (
+        "roi_align_backward",
+        backward_with(divide=False),
+        "the gradient not divided by the sample count",
+    ),
+    ("roi_align_backward", backward_with(scatter="+="), "fancy-index += dropping repeated cells"),
+    ("roi_align_backward", backward_with(scatter="="), "= instead of += in the backward"),
     ("bilinear_interpolate", bilinear_weights_swapped, "the bilinear weights swapped"),
     ("fpn_level", level_no_eps, "no epsilon"),
     ("fpn_level", level_area, "the area instead of its square root"),
