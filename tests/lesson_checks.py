@@ -1,5 +1,5 @@
 """Shared pieces of the learner-check tests (tests/checks/): load the independent reference
-solution of a lesson, swap in planted mistakes, and the two checks every battery must pass."""
+solution of a lesson, swap in planted mistakes, and the checks every battery must pass."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import importlib.util
 import types
 from pathlib import Path
 
-from minivision.checks import check_file
+from minivision.checks import check_file, check_module
 
 ROOT = Path(__file__).resolve().parents[1]
 SOLUTIONS = Path(__file__).parent / "solutions"
@@ -48,6 +48,21 @@ def assert_solution_passes(lesson: str, n_functions: int):
     report = check_file(lesson, solution_path(lesson))
     assert report.ok, report.text()
     assert f"{n_functions} of {n_functions} functions pass" in report.text()
+
+
+def assert_planted_mistake_named(lesson: str, solution, fn: str, wrong, mistake: str, only=True):
+    """With ``wrong`` in place of the solution's ``fn``, the battery fails ``fn``, names
+    ``mistake`` (and, with ``only``, no other), and still passes every other function."""
+    report = check_module(lesson, replaced(solution, **{fn: wrong}))
+    result = report.result(fn)
+    assert result.status == "failed", report.text()
+    if only:
+        assert result.mistakes == [mistake], report.text()
+    else:
+        assert mistake in result.mistakes, report.text()
+    assert f"looks like {mistake}" in report.text()
+    others = [r for r in report.results if r.name != fn]
+    assert all(r.status == "ok" for r in others), report.text()
 
 
 def assert_cli_exit_code(lesson: str, path: Path, code: int):

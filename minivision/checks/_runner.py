@@ -71,16 +71,17 @@ def run_case(fb, fn, case, recognised=(), path=None, verbose=False) -> dict:
     if problem is not None:
         return out
     for m in fb.mistakes:
-        if m.name in recognised:
-            continue
         try:
             with np.errstate(all="ignore"):
                 wrong = m.fn(*copy_args(case.args), **case.kwargs)
         except Exception:  # a wrong version that cannot run this case explains nothing here
             continue
         if fb.differs(got, wrong) is None:
-            out["mistake"] = m.name
-            out["message"] += f"\n  -> looks like {m.name}: {m.advice}"
+            # named once per function: a mistake already told explains this case too, so no
+            # later one (which may agree here by coincidence) is named in its place
+            if m.name not in recognised:
+                out["mistake"] = m.name
+                out["message"] += f"\n  -> looks like {m.name}: {m.advice}"
             break
     return out
 

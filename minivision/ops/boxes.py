@@ -1,4 +1,8 @@
-"""Boxes: formats, areas, the IoU family, clipping, filtering, and boxes around masks.
+"""Boxes: formats, areas and the IoU family (IoU, GIoU, DIoU, CIoU).
+
+Clipping to the image, removing small boxes and boxes around masks live in
+:mod:`minivision.ops.box_image` and are re-exported here, so this module offers every function
+of ``torchvision.ops.boxes``; the dtype rules both share are in ``_box_dtypes``.
 
 Conventions (lesson 00 teaches them)
 ------------------------------------
@@ -12,18 +16,20 @@ Conventions (lesson 00 teaches them)
   synchronisation. Degenerate boxes give torchvision's results, listed in each docstring.
 
 Every function mirrors the ``torchvision.ops`` function of the same name (0.29.1): arguments,
-result dtype and edge cases. All are device-pure (no host synchronisation) except
-:func:`remove_small_boxes`, whose output size depends on the values (one declared sync).
+result dtype and edge cases. All are device-pure (no host synchronisation).
 """
 
 from __future__ import annotations
 
 import math
-import numbers
-import operator
 
-from .._backend import device, is_numpy, namespace_of
-from .._validate import check_boxes, check_fmt, check_image_size
+from .._backend import is_numpy, namespace_of
+from .._validate import check_boxes, check_fmt
+from ._box_dtypes import as_float, promote_pair, upcast
+
+# The image-limit functions live in their own module; they are re-exported so that
+# ``minivision.ops.boxes`` still offers every box function of ``torchvision.ops.boxes``.
+from .box_image import clip_boxes_to_image, masks_to_boxes, remove_small_boxes
 
 __all__ = [
     "box_convert",
@@ -40,40 +46,6 @@ __all__ = [
 # NumPy evaluates pairwise matrices in blocks of rows of about this many elements so that
 # every temporary stays in the CPU cache; GPU libraries get the whole matrix in one go.
 _CPU_BLOCK = 1 << 17
-
-
-# ----------------------------------------------------------------------------- dtype rules
-
-
-def _upcast(xp, x):
-    """torchvision's ``_upcast``: float16/bfloat16 -> float32, small integers -> int32.
-
-    It protects the products (areas) from overflow; float32/float64 and int32/int64 are kept.
-    """
-    if xp.isdtype(x.dtype, "real floating"):
-        return x if x.dtype in (xp.float32, xp.float64) else xp.astype(x, xp.float32)
-    if x.dtype in (xp.int32, xp.int64):
-        return x
-    if x.dtype in (xp.uint32, xp.uint64):
-        return xp.astype(x, xp.int64)
-    return xp.astype(x, xp.int32)
-
-
-def _float(xp, x):
-    """Where torch divides, integers become its default float (float32); floats stay."""
-    return x if xp.isdtype(x.dtype, "real floating") else xp.astype(x, xp.float32)
-
-
-def _common(xp, boxes1, boxes2):
-    """Promote two box arrays to one dtype the way torch does (an integer meets a float: float)."""
-    f1 = xp.isdtype(boxes1.dtype, "real floating")
-    f2 = xp.isdtype(boxes2.dtype, "real floating")
-    if f1 and not f2:
-        boxes2 = xp.astype(boxes2, boxes1.dtype)
-    elif f2 and not f1:
-        boxes1 = xp.astype(boxes1, boxes2.dtype)
-    dtype = xp.result_type(boxes1, boxes2)
-    return xp.astype(boxes1, dtype, copy=False), xp.astype(boxes2, dtype, copy=False)
 
 
 # ----------------------------------------------------------------------------- formats
@@ -114,15 +86,15 @@ def box_convert(boxes, in_fmt: str, out_fmt: str):
     x1, y1, x2, y2 = (boxes[..., i] for i in range(4))
     if out_fmt == "xywh":
         return xp.stack((x1, y1, x2 - x1, y2 - y1), axis=-1)
-    cx, cy = _float(xp, x1 + x2) / 2, _float(xp, y1 + y2) / 2
-    return xp.stack((cx, cy, _float(xp, x2 - x1), _float(xp, y2 - y1)), axis=-1)
+    cx, cy = as_float(xp, x1 + x2) / 2, as_float(xp, y1 + y2) / 2
+    return xp.stack((cx, cy, as_float(xp, x2 - x1), as_float(xp, y2 - y1)), axis=-1)
 
 
 def _to_xyxy(xp, boxes, fmt):
     a, b, w, h = (boxes[..., i] for i in range(4))
     if fmt == "xywh":
         return xp.stack((a, b, a + w, b + h), axis=-1)
-    a, b, w, h = (_float(xp, t) for t in (a, b, w, h))
+    a, b, w, h = (as_float(xp, t) for t in (a, b, w, h))
     return xp.stack((a - 0.5 * w, b - 0.5 * h, a + 0.5 * w, b + 0.5 * h), axis=-1)
 
 
@@ -148,7 +120,7 @@ def box_area(boxes, fmt: str = "xyxy"):
     xp = namespace_of(boxes=boxes)
     check_boxes(xp, boxes)
     check_fmt("fmt", fmt)
-    boxes = _upcast(xp, boxes)
+    boxes = upcast(xp, boxes)
     if fmt == "xyxy":
         return (boxes[..., 2] - boxes[..., 0]) * (boxes[..., 3] - boxes[..., 1])
     return boxes[..., 2] * boxes[..., 3]
@@ -157,19 +129,20 @@ def box_area(boxes, fmt: str = "xyxy"):
 # ----------------------------------------------------------------------------- pairwise
 
 
-def _pairwise(kernel, boxes1, boxes2, *args, upcast=False):
+def _pairwise(kernel, boxes1, boxes2, *args, upcast_first=False):
     """Check and promote the inputs, then evaluate ``kernel(xp, b1, b2, *args) -> (..., n, M)``.
 
-    ``upcast`` up-casts the boxes first (float16 -> float32), as torchvision's DIoU and CIoU do.
-    On NumPy the rows go in blocks so that each temporary fits in the CPU cache (a 2000 x 2000
-    IoU matrix has a dozen 16 MB temporaries otherwise); other backends take one block.
+    ``upcast_first`` up-casts the boxes first (float16 -> float32), as torchvision's DIoU and
+    CIoU do. On NumPy the rows go in blocks so that each temporary fits in the CPU cache (a
+    2000 x 2000 IoU matrix has a dozen 16 MB temporaries otherwise); other backends take one
+    block.
     """
     xp = namespace_of(boxes1=boxes1, boxes2=boxes2)
     check_boxes(xp, boxes1, "boxes1", min_ndim=2, shape_text="(..., N, 4)")
     check_boxes(xp, boxes2, "boxes2", min_ndim=2, shape_text="(..., M, 4)")
-    boxes1, boxes2 = _common(xp, boxes1, boxes2)
-    if upcast:
-        boxes1, boxes2 = _upcast(xp, boxes1), _upcast(xp, boxes2)
+    boxes1, boxes2 = promote_pair(xp, boxes1, boxes2)
+    if upcast_first:
+        boxes1, boxes2 = upcast(xp, boxes1), upcast(xp, boxes2)
     n, m = boxes1.shape[-2], boxes2.shape[-2]
     rows = n if not is_numpy(xp) else max(1, _CPU_BLOCK // max(m, 1))
     if rows >= n:
@@ -178,15 +151,14 @@ def _pairwise(kernel, boxes1, boxes2, *args, upcast=False):
     return xp.concat(blocks, axis=-2)
 
 
-
-
 def _corners(xp, boxes, fmt):
     """(x1, y1, x2, y2) of each box, each (...), computed per format as torchvision does."""
     a, b, c, d = (boxes[..., i] for i in range(4))
     if fmt == "xywh":
         return a, b, a + c, b + d
     if fmt == "cxcywh":
-        half_w, half_h, a, b = _float(xp, c) / 2, _float(xp, d) / 2, _float(xp, a), _float(xp, b)
+        a, b = as_float(xp, a), as_float(xp, b)
+        half_w, half_h = as_float(xp, c) / 2, as_float(xp, d) / 2
         return a - half_w, b - half_h, a + half_w, b + half_h
     return a, b, c, d
 
@@ -204,8 +176,8 @@ def _inter_union(xp, boxes1, boxes2, fmt="xyxy"):
     area2 = xp.expand_dims(box_area(boxes2, fmt), axis=-2)  # (..., 1, M)
     (ax1, ay1, ax2, ay2), (bx1, by1, bx2, by2) = _split(xp, boxes1, boxes2, fmt)
     # the difference is taken in the input dtype, then up-cast, as torchvision does
-    w = _upcast(xp, xp.minimum(ax2, bx2) - xp.maximum(ax1, bx1))
-    h = _upcast(xp, xp.minimum(ay2, by2) - xp.maximum(ay1, by1))
+    w = upcast(xp, xp.minimum(ax2, bx2) - xp.maximum(ax1, bx1))
+    h = upcast(xp, xp.minimum(ay2, by2) - xp.maximum(ay1, by1))
     inter = xp.clip(w, min=0) * xp.clip(h, min=0)
     union = (area1 + area2) - inter
     return inter, union
@@ -213,33 +185,33 @@ def _inter_union(xp, boxes1, boxes2, fmt="xyxy"):
 
 def _iou_kernel(xp, boxes1, boxes2, fmt="xyxy"):
     inter, union = _inter_union(xp, boxes1, boxes2, fmt)
-    return _float(xp, inter) / _float(xp, union)
+    return as_float(xp, inter) / as_float(xp, union)
 
 
 def _enclosing(xp, boxes1, boxes2):
     """Width and height of the smallest box enclosing each pair, clamped at 0."""
     (ax1, ay1, ax2, ay2), (bx1, by1, bx2, by2) = _split(xp, boxes1, boxes2)
-    w = _upcast(xp, xp.maximum(ax2, bx2) - xp.minimum(ax1, bx1))
-    h = _upcast(xp, xp.maximum(ay2, by2) - xp.minimum(ay1, by1))
+    w = upcast(xp, xp.maximum(ax2, bx2) - xp.minimum(ax1, bx1))
+    h = upcast(xp, xp.maximum(ay2, by2) - xp.minimum(ay1, by1))
     return xp.clip(w, min=0), xp.clip(h, min=0)
 
 
 def _giou_kernel(xp, boxes1, boxes2):
     inter, union = _inter_union(xp, boxes1, boxes2)
-    iou = _float(xp, inter) / _float(xp, union)
+    iou = as_float(xp, inter) / as_float(xp, union)
     w, h = _enclosing(xp, boxes1, boxes2)
     area_c = w * h
-    return iou - _float(xp, area_c - union) / _float(xp, area_c)
+    return iou - as_float(xp, area_c - union) / as_float(xp, area_c)
 
 
 def _diou_kernel(xp, boxes1, boxes2, eps):
     """DIoU and IoU of each pair (torchvision's ``_box_diou_iou``)."""
     iou = _iou_kernel(xp, boxes1, boxes2)
     w, h = _enclosing(xp, boxes1, boxes2)
-    diag2 = _float(xp, w**2 + h**2) + eps
+    diag2 = as_float(xp, w**2 + h**2) + eps
     (ax1, ay1, ax2, ay2), (bx1, by1, bx2, by2) = _split(xp, boxes1, boxes2)
-    acx, acy = _float(xp, ax1 + ax2) / 2, _float(xp, ay1 + ay2) / 2
-    bcx, bcy = _float(xp, bx1 + bx2) / 2, _float(xp, by1 + by2) / 2
+    acx, acy = as_float(xp, ax1 + ax2) / 2, as_float(xp, ay1 + ay2) / 2
+    bcx, bcy = as_float(xp, bx1 + bx2) / 2, as_float(xp, by1 + by2) / 2
     rho2 = (acx - bcx) ** 2 + (acy - bcy) ** 2
     return iou - rho2 / diag2, iou
 
@@ -247,8 +219,8 @@ def _diou_kernel(xp, boxes1, boxes2, eps):
 def _ciou_kernel(xp, boxes1, boxes2, eps):
     diou, iou = _diou_kernel(xp, boxes1, boxes2, eps)
     (ax1, ay1, ax2, ay2), (bx1, by1, bx2, by2) = _split(xp, boxes1, boxes2)
-    ratio1 = _float(xp, ax2 - ax1) / _float(xp, ay2 - ay1)
-    ratio2 = _float(xp, bx2 - bx1) / _float(xp, by2 - by1)
+    ratio1 = as_float(xp, ax2 - ax1) / as_float(xp, ay2 - ay1)
+    ratio2 = as_float(xp, bx2 - bx1) / as_float(xp, by2 - by1)
     v = (4 / math.pi**2) * (xp.atan(ratio1) - xp.atan(ratio2)) ** 2
     alpha = v / (1 - iou + v + eps)
     return diou - alpha * v
@@ -334,7 +306,7 @@ def distance_box_iou(boxes1, boxes2, eps: float = 1e-7):
     -----
     Mirrors ``torchvision.ops.distance_box_iou``. Device-pure.
     """
-    return _pairwise(_first_of_diou, boxes1, boxes2, eps, upcast=True)
+    return _pairwise(_first_of_diou, boxes1, boxes2, eps, upcast_first=True)
 
 
 def _first_of_diou(xp, boxes1, boxes2, eps):
@@ -366,115 +338,4 @@ def complete_box_iou(boxes1, boxes2, eps: float = 1e-7):
     -----
     Mirrors ``torchvision.ops.complete_box_iou``. Device-pure.
     """
-    return _pairwise(_ciou_kernel, boxes1, boxes2, eps, upcast=True)
-
-
-# ----------------------------------------------------------------------------- image limits
-
-
-def clip_boxes_to_image(boxes, size):
-    """Clip boxes so that they lie inside an image of ``size = (height, width)``.
-
-    Parameters
-    ----------
-    boxes : array of shape (..., 4), xyxy
-    size : (int, int)
-        ``(height, width)`` -- rows first, as in ``image.shape[:2]``. x is clamped to
-        ``[0, width]`` and y to ``[0, height]``: the right edge of the last pixel column is
-        ``x = width``, not ``width - 1``, in continuous coordinates.
-
-    Returns
-    -------
-    array of shape (..., 4), same dtype. NaN coordinates stay NaN. Boxes entirely outside the
-    image become zero-width or zero-height boxes on its border; nothing removes them here.
-
-    Notes
-    -----
-    Mirrors ``torchvision.ops.clip_boxes_to_image``. Device-pure.
-    """
-    xp = namespace_of(boxes=boxes)
-    check_boxes(xp, boxes)
-    height, width = check_image_size("size", size)
-    x = xp.clip(boxes[..., 0::2], min=0, max=width)
-    y = xp.clip(boxes[..., 1::2], min=0, max=height)
-    # (..., 2) and (..., 2) -> (..., 2, 2) -> (..., 4) back in x1, y1, x2, y2 order
-    return xp.reshape(xp.stack((x, y), axis=-1), boxes.shape)
-
-
-
-
-def remove_small_boxes(boxes, min_size: float):
-    """Indices of the boxes whose width **and** height are at least ``min_size``.
-
-    Parameters
-    ----------
-    boxes : array of shape (N, 4), xyxy
-    min_size : float
-        A side exactly equal to ``min_size`` is kept (torchvision's docstring says "larger
-        than", its code uses ``>=``; we follow the code). Inverted boxes have negative sides and
-        are removed for any ``min_size >= 0``; NaN sides are removed.
-
-    Returns
-    -------
-    integer array of shape (K,), increasing.
-
-    Notes
-    -----
-    Mirrors ``torchvision.ops.remove_small_boxes``. **One declared sync**: the number of kept
-    boxes depends on the values, so the device must report it to the host (``xp.nonzero``).
-    """
-    xp = namespace_of(boxes=boxes)
-    check_boxes(xp, boxes, min_ndim=2, shape_text="(N, 4)")
-    if boxes.ndim != 2:
-        raise ValueError(f"boxes must have shape (N, 4), got {tuple(boxes.shape)}")
-    if isinstance(min_size, bool) or not isinstance(min_size, numbers.Real):
-        raise TypeError(f"min_size must be a number, got {type(min_size).__name__}")
-    # a NumPy scalar becomes the Python number it holds (an integer stays an integer)
-    min_size = operator.index(min_size) if isinstance(min_size, numbers.Integral) else float(min_size)
-    ws, hs = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
-    if isinstance(min_size, float) and not xp.isdtype(boxes.dtype, "real floating"):
-        ws, hs = _float(xp, ws), _float(xp, hs)  # torch compares int sides to a float in float32
-    keep = (ws >= min_size) & (hs >= min_size)
-    return xp.nonzero(keep)[0]
-
-
-def masks_to_boxes(masks):
-    """The tightest box around each mask, in pixel-index coordinates.
-
-    Parameters
-    ----------
-    masks : array of shape (N, H, W)
-        Any dtype; a pixel belongs to the mask where it is non-zero.
-
-    Returns
-    -------
-    float32 array of shape (N, 4)
-        ``(x1, y1, x2, y2)`` = (first column, first row, last column, last row) holding a mask
-        pixel. Note the inclusive ends: a one-pixel mask gives a zero-area box, and the box does
-        **not** cover the mask's last pixel in continuous coordinates (add 1 to x2 and y2 for
-        that). An empty mask gives ``(0, 0, 0, 0)``.
-
-    Notes
-    -----
-    Mirrors ``torchvision.ops.masks_to_boxes``, with one deliberate difference: masks with no
-    pixels (``H == 0`` or ``W == 0``) give ``N`` empty boxes, where torchvision returns a
-    ``(0, 4)`` array that has lost the masks' count. Device-pure: first and last occupied
-    rows and columns are found with ``argmax`` over ``any``, not with ``nonzero``.
-    """
-    xp = namespace_of(masks=masks)
-    if masks.ndim != 3:
-        raise ValueError(f"masks must have shape (N, H, W), got {tuple(masks.shape)}")
-    n, h, w = masks.shape
-    dev = device(masks)
-    if h == 0 or w == 0:
-        return xp.zeros((n, 4), dtype=xp.float32, device=dev)
-    filled = masks != 0 if masks.dtype != xp.bool else masks
-    rows = xp.astype(xp.any(filled, axis=2), xp.int8)  # (N, H): row holds a mask pixel
-    cols = xp.astype(xp.any(filled, axis=1), xp.int8)  # (N, W)
-    y1 = xp.argmax(rows, axis=1)  # the first maximum: the first occupied row
-    x1 = xp.argmax(cols, axis=1)
-    y2 = (h - 1) - xp.argmax(xp.flip(rows, axis=1), axis=1)
-    x2 = (w - 1) - xp.argmax(xp.flip(cols, axis=1), axis=1)
-    boxes = xp.astype(xp.stack((x1, y1, x2, y2), axis=1), xp.float32)  # (N, 4)
-    occupied = xp.any(rows != 0, axis=1)[:, None]  # (N, 1)
-    return xp.where(occupied, boxes, xp.zeros_like(boxes))
+    return _pairwise(_ciou_kernel, boxes1, boxes2, eps, upcast_first=True)

@@ -3,18 +3,28 @@
 :func:`merge_batched` returns exactly what
 :func:`minivision.proposals.felzenszwalb_merge.merge_sequential` returns, with vectorised NumPy
 steps over many edges at once (how, and why it is exact, in its docstring and in lesson 02);
-:func:`segment_grid` runs it on an image's pixel grid. Host island (DESIGN.md §2, kind 3).
+:func:`segment_grid` runs it on an image's pixel grid. The union-find forest and the scans over
+runs of equal values that the steps use are in :mod:`minivision.proposals._forest`. Host island
+(DESIGN.md §2, kind 3).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from ._forest import (
+    BIG,
+    Forest,
+    connected_components,
+    count_before_or_at,
+    exclusive_cumsum,
+    find,
+    run_segments,
+)
 from .felzenszwalb_merge import grid_edges, labels_by_first_appearance
 
 __all__ = ["merge_batched", "segment_grid"]
 
-_BIG = np.iinfo(np.intp).max
 # A run of at least this many equal weights is merged in one vectorised "level" step.
 LEVEL_MIN = 64
 # Number of undecided edges the batched merge looks at in each step, and how many windows'
@@ -22,65 +32,6 @@ LEVEL_MIN = 64
 WINDOW = 2048
 # Edges per lazily sorted group (see _sorted_groups).
 _GROUP = 1 << 15
-
-
-# ----------------------------------------------------------------------------- batched
-
-
-def _find(parent, x):
-    """Roots of the nodes ``x`` by pointer jumping; every node on the way is pointed at its root."""
-    r = parent[x]
-    up = parent[r]
-    path = [x]
-    while not np.array_equal(up, r):
-        path.append(r)
-        r, up = up, parent[up]
-    for nodes in path:  # path compression, one level at a time
-        parent[nodes] = r
-    return r
-
-
-def _segments(group):
-    """Start index and length of each run of equal values in a grouped array."""
-    m = group.shape[0]
-    start = np.empty(m, dtype=bool)
-    start[0] = True
-    np.not_equal(group[1:], group[:-1], out=start[1:])
-    sidx = np.flatnonzero(start)
-    return sidx, np.diff(np.append(sidx, m))
-
-
-def _exclusive_cumsum(values, sidx, seglen):
-    """Per segment: the sum of the values before each position (0 at a segment's start)."""
-    total = np.cumsum(values)
-    return total - values - np.repeat(total[sidx] - values[sidx], seglen)
-
-
-def _count_before_or_at(flags, sidx, seglen):
-    """Per segment: how many flags are set up to and including each position."""
-    total = np.cumsum(flags)
-    return total - np.repeat(total[sidx] - flags[sidx], seglen)
-
-
-class _Forest:
-    """Union-find over the pixels, with each root's size, threshold and closed flag."""
-
-    def __init__(self, n, k):
-        self.k = k
-        self.parent = np.arange(n, dtype=np.intp)
-        self.size = np.ones(n, dtype=np.intp)
-        # tau = Int + k / |C| rounded to float32 (kept as float64 for exact comparisons)
-        self.tau = np.full(n, float(np.float32(k)))
-        # a component whose tau the sweep has passed: it can never merge again
-        self.closed = np.zeros(n, dtype=bool)
-        self.first = np.full(n, _BIG, dtype=np.intp)  # scratch, reset after each use
-        self.foreign = np.full(n, _BIG, dtype=np.intp)
-        self.partner = np.full(n, -1, dtype=np.intp)
-        self.head = np.zeros(n, dtype=np.intp)
-
-    def threshold(self, w, size):
-        """tau of a component of ``size`` pixels last merged at weight ``w`` (float32)."""
-        return (w + self.k / size).astype(np.float32).astype(np.float64)
 
 
 def _level_step(f, u, v, w):
@@ -94,8 +45,8 @@ def _level_step(f, u, v, w):
     edges between accepting components. That last condition can fail (huge components, tiny
     k); then nothing is changed and the caller falls back to the ordered batches.
     """
-    a = _find(f.parent, u)
-    b = _find(f.parent, v)
+    a = find(f.parent, u)
+    b = find(f.parent, v)
     live = (a != b) & ~f.closed[a] & ~f.closed[b]
     a, b = a[live], b[live]
     if a.shape[0] == 0:
@@ -114,8 +65,8 @@ def _level_step(f, u, v, w):
     m = nodes.shape[0]
     if m:
         f.first[nodes] = np.arange(m)  # scratch: node -> local id 0..m-1
-        lab = _components(f.first[ea], f.first[eb], m)
-        f.first[nodes] = _BIG
+        lab = connected_components(f.first[ea], f.first[eb], m)
+        f.first[nodes] = BIG
         total = np.zeros(m, dtype=np.intp)
         np.add.at(total, lab, f.size[nodes])
         reps = np.flatnonzero(lab == np.arange(m))
@@ -132,24 +83,6 @@ def _level_step(f, u, v, w):
         f.size[root[reps]] = total[reps]
         f.tau[root[reps]] = tau
     return True
-
-
-def _components(a, b, m):
-    """Connected components of nodes ``0..m-1`` joined by edges ``(a, b)``: min node id each."""
-    lab = np.arange(m, dtype=np.intp)
-    while a.shape[0]:
-        ra, rb = lab[a], lab[b]
-        differ = ra != rb
-        if not differ.any():
-            break
-        a, b, ra, rb = a[differ], b[differ], ra[differ], rb[differ]
-        np.minimum.at(lab, np.maximum(ra, rb), np.minimum(ra, rb))  # hook roots downwards
-        while True:  # pointer jumping until every node points at its root
-            up = lab[lab]
-            if np.array_equal(up, lab):
-                break
-            lab = up
-    return lab
 
 
 class _Window:
@@ -179,8 +112,8 @@ class _Window:
         while True:
             take = min(self.size - self.ru.shape[0], self.qu.shape[0])
             if take > 0:
-                self.ru = np.concatenate([self.ru, _find(parent, self.qu[:take])])
-                self.rv = np.concatenate([self.rv, _find(parent, self.qv[:take])])
+                self.ru = np.concatenate([self.ru, find(parent, self.qu[:take])])
+                self.rv = np.concatenate([self.rv, find(parent, self.qv[:take])])
                 self.pw = np.concatenate([self.pw, self.qw[:take]])
                 self.qu, self.qv, self.qw = self.qu[take:], self.qv[take:], self.qw[take:]
             if self.ru.shape[0] == 0 or (not drain and self.ru.shape[0] < self.size):
@@ -228,8 +161,8 @@ class _MergeWindow(_Window):
         np.minimum.at(first, ru, pos)
         np.minimum.at(first, rv, pos)
         fu, fv = first[ru] == pos, first[rv] == pos
-        first[ru] = _BIG
-        first[rv] = _BIG
+        first[ru] = BIG
+        first[rv] = BIG
         closed[ru[fu & (pw >= tau[ru])]] = True
         closed[rv[fv & (pw >= tau[rv])]] = True
         # partner of that edge, and each component's earliest edge to anyone else
@@ -256,14 +189,14 @@ class _MergeWindow(_Window):
         hid, e, part, part_first = hid[order], e[order], part[order], part_first[order]
         own = heads[hid - 1]
         m = own.shape[0]
-        sidx, seglen = _segments(hid)
+        sidx, seglen = run_segments(hid)
         # a chain stops at an edge whose partner's earliest edge goes elsewhere, or at the
         # first edge any partner so far has to a third component
         seg = np.repeat(np.arange(sidx.shape[0]), seglen)
         offset = (sidx.shape[0] - seg) * (n + 1)  # keeps each segment's running min separate
         limit = np.minimum.accumulate(np.minimum(foreign[part], n) + offset) - offset
         ok = (partner[part] == own) & (e < limit)
-        in_chain = _count_before_or_at(~ok, sidx, seglen) == 0
+        in_chain = count_before_or_at(~ok, sidx, seglen) == 0
         w_e = pw[e]
         fresh = in_chain & part_first  # first edge to this partner in the chain
         accepts = w_e < tau[part]
@@ -271,25 +204,25 @@ class _MergeWindow(_Window):
         cand = fresh & accepts
         # the head's threshold before each candidate, if it absorbed every earlier candidate
         absorbed = np.where(cand, size[part], 0)
-        grown = size[own] + _exclusive_cumsum(absorbed, sidx, seglen)
+        grown = size[own] + exclusive_cumsum(absorbed, sidx, seglen)
         prev = np.empty(m, dtype=np.intp)
         prev[0] = -1
         np.maximum.accumulate(np.where(cand, np.arange(m), -1)[:-1], out=prev[1:])
         has_prev = prev >= np.repeat(sidx, seglen)
         tau_head = np.where(has_prev, f.threshold(w_e[prev], grown), tau[own])
         fail = cand & (w_e >= tau_head)
-        merged = cand & (_count_before_or_at(fail, sidx, seglen) == 0)
+        merged = cand & (count_before_or_at(fail, sidx, seglen) == 0)
         fail_heads = own[fail]
         head[heads] = 0
         partner[ru[fu]] = -1
         partner[rv[fv]] = -1
-        foreign[ru] = _BIG
-        foreign[rv] = _BIG
+        foreign[ru] = BIG
+        foreign[rv] = BIG
         mo = own[merged]
         if mo.shape[0]:
             # one merged component per head: rooted at its largest member (keeps trees shallow)
             mp, mw = part[merged], w_e[merged]
-            starts, lengths = _segments(mo)
+            starts, lengths = run_segments(mo)
             heads_m, psize = mo[starts], size[mp]
             key = psize * mo.shape[0] + np.arange(mo.shape[0])
             largest = np.maximum.reduceat(key, starts) % mo.shape[0]
@@ -351,10 +284,10 @@ def _runs(w):
 
 def _merge_pass(u, v, w, num_nodes, k, window):
     """The threshold merge over all edges in (weight, index) order; returns the forest."""
-    f = _Forest(num_nodes, k)
+    f = Forest(num_nodes, k)
     batches = _MergeWindow(f, window)
     for idx in _sorted_groups(w, _GROUP):
-        a, b = _find(f.parent, u[idx]), _find(f.parent, v[idx])
+        a, b = find(f.parent, u[idx]), find(f.parent, v[idx])
         live = (a != b) & ~f.closed[a] & ~f.closed[b]  # internal or closed for good: skip
         idx, a, b = idx[live], a[live], b[live]
         order = np.argsort(w[idx], kind="stable")  # idx ascending, so ties stay in index order
@@ -397,8 +330,8 @@ class _SmallWindow(_Window):
         np.minimum.at(first, ru[su], pos[su])
         np.minimum.at(first, rv[sv], pos[sv])
         ready = (~su | (first[ru] == pos)) & (~sv | (first[rv] == pos))
-        first[ru] = _BIG
-        first[rv] = _BIG
+        first[ru] = BIG
+        first[rv] = BIG
         a, b, sa, sb = ru[ready], rv[ready], su[ready], sv[ready]
         both = sa & sb
         src = np.where(both, np.maximum(a, b), np.where(sa, a, b))
@@ -415,7 +348,7 @@ def _min_size_pass(u, v, w, f, min_size, window):
     Only edges that can still merge when the pass starts (two different components, one of
     them small) are visited, sorted lazily like in the merge pass. Returns each node's root.
     """
-    root = _find(f.parent, np.arange(f.parent.shape[0], dtype=np.intp))
+    root = find(f.parent, np.arange(f.parent.shape[0], dtype=np.intp))
     if min_size <= 1 or u.shape[0] == 0:
         return root
     sizes = f.size
@@ -425,13 +358,13 @@ def _min_size_pass(u, v, w, f, min_size, window):
     parent = np.arange(root.shape[0], dtype=np.intp)  # union-find over the merge pass's roots
     batches = _SmallWindow(parent, sizes, min_size, f.first, window)
     for idx in _sorted_groups(wc, _GROUP):
-        a, b = _find(parent, ru[idx]), _find(parent, rv[idx])
+        a, b = find(parent, ru[idx]), find(parent, rv[idx])
         live = (a != b) & ((sizes[a] < min_size) | (sizes[b] < min_size))
         idx, a, b = idx[live], a[live], b[live]
         order = np.argsort(wc[idx], kind="stable")  # idx ascending: ties stay in index order
         batches.feed(a[order], b[order], wc[idx[order]])
     batches.run()
-    return _find(parent, root)
+    return find(parent, root)
 
 
 def merge_batched(

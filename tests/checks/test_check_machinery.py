@@ -6,6 +6,7 @@ on it -- through ``check_file`` and, where the output matters, through the comma
 
 from __future__ import annotations
 
+import inspect
 import subprocess
 import sys
 import textwrap
@@ -35,22 +36,17 @@ def _cli(*args, timeout=120):
     )
 
 
-# the py_cpu_nms loop without the line that drops the kept box: it never ends
-HANGING_NMS = """
-    import numpy as np
-
-    def nms(boxes, scores, iou_threshold):
-        order = np.argsort(-scores, kind="stable")
-        keep = []
-        while order.size > 0:
-            i = order[0]
-            keep.append(i)
-        return np.array(keep, dtype=np.int64)
-"""
+def _hanging_nms() -> str:
+    """The reference solution's py_cpu_nms loop without the line that drops the kept box (and
+    the IoU it feeds): ``order`` never shrinks, so the loop never ends."""
+    lines = inspect.getsource(load_solution("04").nms).splitlines(keepends=True)
+    kept = [t for t in lines if "order = order[1:]" not in t and "_iou_one_to_many" not in t]
+    assert len(kept) == len(lines) - 2, "lesson04_solution.nms changed: update _hanging_nms"
+    return "import numpy as np\n\n\n" + "".join(kept)
 
 
 def test_an_infinite_loop_is_reported_within_the_time_limit(tmp_path):
-    path = _write(tmp_path, "hang.py", HANGING_NMS)
+    path = _write(tmp_path, "hang.py", _hanging_nms())
     proc = _cli("04", path, "--timeout", "0.5", timeout=60)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "of nms did not finish in 0.5 s" in proc.stdout
@@ -128,39 +124,14 @@ def test_a_missing_module_is_told_where_it_was_looked_for(tmp_path):
 
 
 def test_a_helper_next_to_the_file_can_be_imported(tmp_path):
-    _write(
-        tmp_path,
-        "my_iou.py",
-        """
-        import numpy as np
-
-        def iou_one_to_many(box, others):
-            w = np.clip(np.minimum(box[2], others[:, 2]) - np.maximum(box[0], others[:, 0]), 0, None)
-            h = np.clip(np.minimum(box[3], others[:, 3]) - np.maximum(box[1], others[:, 1]), 0, None)
-            inter = w * h
-            area = (box[2] - box[0]) * (box[3] - box[1])
-            areas = (others[:, 2] - others[:, 0]) * (others[:, 3] - others[:, 1])
-            return inter / (area + areas - inter)
-    """,
-    )
-    path = _write(
-        tmp_path,
-        "mine.py",
-        """
-        import numpy as np
-        from my_iou import iou_one_to_many
-
-        def nms(boxes, scores, iou_threshold):
-            order = np.argsort(-scores, kind="stable")
-            keep = []
-            while order.size > 0:
-                i = order[0]
-                keep.append(i)
-                iou = iou_one_to_many(boxes[i], boxes[order[1:]])
-                order = order[1:][~(iou > iou_threshold)]
-            return np.array(keep, dtype=np.int64)
-    """,
-    )
+    # the reference solution's nms, with its IoU helper moved into a file of its own
+    solution = load_solution("04")
+    helper = inspect.getsource(solution._iou_one_to_many)
+    nms = inspect.getsource(solution.nms)
+    helper, nms = (t.replace("_iou_one_to_many", "iou_one_to_many") for t in (helper, nms))
+    _write(tmp_path, "my_iou.py", "import numpy as np\n\n\n" + helper)
+    head = "import numpy as np\nfrom my_iou import iou_one_to_many\n\n\n"
+    path = _write(tmp_path, "mine.py", head + nms)
     report = check_file("04", path)
     assert report.import_error is None, report.text()
     assert report.result("nms").status == "ok", report.text()
@@ -170,7 +141,7 @@ def test_a_helper_next_to_the_file_can_be_imported(tmp_path):
     assert "raised IndexError" in text and "at line 2 of my_iou.py: return others[:, 9]" in text
     assert report.result("soft_nms").status == "missing"
     assert "defines no function named soft_nms" in report.text()
-    assert "(it defines: iou_one_to_many, nms, np)" not in report.text()  # np is not a function
+    assert "(it defines: iou_one_to_many, nms)" in report.text()  # np is not a function
 
 
 def test_borrowing_minivision_is_warned(tmp_path):
@@ -259,7 +230,7 @@ def test_verbose_shows_every_failure():
 
 
 def test_verbose_on_the_command_line(tmp_path):
-    path = _write(tmp_path, "slow_nms.py", HANGING_NMS)
+    path = _write(tmp_path, "slow_nms.py", _hanging_nms())
     proc = _cli("04", path, "--timeout", "0.3", "--verbose", timeout=60)
     assert proc.returncode == 1 and "did not finish in 0.3 s" in proc.stdout
 

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from lesson_checks import (
     assert_cli_exit_code,
+    assert_planted_mistake_named,
     assert_solution_passes,
     assert_stubs_fail_cleanly,
     load_solution,
@@ -96,8 +97,18 @@ def sgd(decay_late=False, damp_first=False, sutskever=False):
 
 
 def adam(correct=True, decay_after_update=False, adamw_as_l2=False, eps_in_root=False):
-    def f(param, grad, exp_avg, exp_avg_sq, step, lr=1e-3, betas=(0.9, 0.999), eps=1e-8,
-          weight_decay=0.0, decoupled=False):
+    def f(
+        param,
+        grad,
+        exp_avg,
+        exp_avg_sq,
+        step,
+        lr=1e-3,
+        betas=(0.9, 0.999),
+        eps=1e-8,
+        weight_decay=0.0,
+        decoupled=False,
+    ):
         b1, b2 = betas
         p = param.copy()
         if not decay_after_update:
@@ -127,7 +138,9 @@ def bn(eval_batch=False, biased=False, swapped=False):
         if training:
             a = 1 - momentum if swapped else momentum
             running_mean = (1 - a) * running_mean + a * mean
-            running_var = (1 - a) * running_var + a * (flat.var(1) if biased else flat.var(1, ddof=1))
+            running_var = (1 - a) * running_var + a * (
+                flat.var(1) if biased else flat.var(1, ddof=1)
+            )
         y = (x - mean[:, None, None]) / np.sqrt(var[:, None, None] + eps)
         return y * weight[:, None, None] + bias[:, None, None], running_mean, running_var
 
@@ -138,14 +151,20 @@ PLANTED = [
     ("linear_backward", linear_mean_again, "dividing by the batch size twice"),
     ("relu_backward", relu_ge, "ReLU's gradient 1 at exactly 0"),
     ("relu_backward", relu_derivative_only, "returning the mask without the upstream gradient"),
-    ("tied_linear_backward", tied_last_wins,
-     "overwriting instead of accumulating a shared parameter's gradient"),
+    (
+        "tied_linear_backward",
+        tied_last_wins,
+        "overwriting instead of accumulating a shared parameter's gradient",
+    ),
     ("softmax_cross_entropy_backward", ce_grad("twice"), "dividing by the batch size twice"),
     ("softmax_cross_entropy_backward", ce_grad("none"), "the gradient of the summed loss"),
     ("softmax_cross_entropy_backward", ce_grad(flip=True), "onehot - softmax (the wrong sign)"),
     ("gradient_descent", gd_accumulating, "forgetting to zero gradients"),
-    ("sgd_momentum_step", sgd(decay_late=True),
-     "weight decay applied to the update instead of the gradient"),
+    (
+        "sgd_momentum_step",
+        sgd(decay_late=True),
+        "weight decay applied to the update instead of the gradient",
+    ),
     ("sgd_momentum_step", sgd(damp_first=True), "dampening the first step"),
     ("sgd_momentum_step", sgd(sutskever=True), "the learning rate inside the buffer"),
     ("adam_step", adam(correct=False), "Adam's bias correction left out"),
@@ -160,19 +179,19 @@ PLANTED = [
 
 @pytest.mark.parametrize("fn,wrong,mistake", PLANTED, ids=[f"{p[0]}-{p[2]}" for p in PLANTED])
 def test_planted_mistake_is_recognised(fn, wrong, mistake):
-    report = check_module("09", replaced(load_solution("09"), **{fn: wrong}))
-    result = report.result(fn)
-    assert result.status == "failed", report.text()
-    assert result.mistakes == [mistake], report.text()
-    assert f"looks like {mistake}" in report.text()
-    assert all(r.status == "ok" for r in report.results if r.name != fn)
+    assert_planted_mistake_named("09", load_solution("09"), fn, wrong, mistake)
 
 
 def test_the_learner_versions_without_mistakes_are_correct():
     report = check_module(
         "09",
-        replaced(load_solution("09"), softmax_cross_entropy_backward=ce_grad(), sgd_momentum_step=sgd(),
-                 adam_step=adam(), batchnorm_forward=bn()),
+        replaced(
+            load_solution("09"),
+            softmax_cross_entropy_backward=ce_grad(),
+            sgd_momentum_step=sgd(),
+            adam_step=adam(),
+            batchnorm_forward=bn(),
+        ),
     )
     assert report.ok, report.text()
 
