@@ -145,22 +145,15 @@ def _train(args) -> int:
     return 0
 
 
-def _write_atomic(path, write) -> None:
-    """``write(file)`` into a temporary file beside ``path``, then rename it onto ``path``."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        write(f)
-    tmp.replace(path)
-
-
 def _segment(args) -> int:
     """Run a segmenter on each image; a file that cannot be read is reported and skipped."""
     from pathlib import Path
 
     import numpy as np
-    from skimage import io
+    from PIL import Image
 
     from .tour.common import load_image
+    from .training import atomic_write
     from .viz import class_map_colors
     from .weights import load_model
 
@@ -178,9 +171,9 @@ def _segment(args) -> int:
             continue
         (classes,) = model.predict([image])  # (H, W) int64
         stem = out / Path(path).stem
-        _write_atomic(stem.with_suffix(".npy"), lambda f, c=classes: np.save(f, c))
-        _write_atomic(stem.with_suffix(".png"), lambda f, c=classes: io.imsave(
-            f, class_map_colors(c), extension=".png", check_contrast=False))
+        atomic_write(stem.with_suffix(".npy"), lambda f, c=classes: np.save(f, c))
+        atomic_write(stem.with_suffix(".png"),
+                     lambda f, c=classes: Image.fromarray(class_map_colors(c)).save(f, format="PNG"))
         counts = np.bincount(classes.ravel(), minlength=len(names))
         share = ", ".join(f"{n} {c / classes.size:.0%}" for n, c in zip(names, counts) if c)
         print(f"{path}: {share} -> {stem}.png")

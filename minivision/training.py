@@ -62,7 +62,7 @@ from array_api_compat import array_namespace, is_array_api_obj
 
 from ._backend import from_numpy, to_numpy
 
-__all__ = ["train", "batch_rng", "save_checkpoint", "load_checkpoint", "History"]
+__all__ = ["train", "batch_rng", "save_checkpoint", "load_checkpoint", "History", "atomic_write"]
 
 CHECKPOINT = "checkpoint.npz"
 FORMAT = 1
@@ -119,7 +119,7 @@ def _write_npz(f, arrays: dict) -> None:
     np.savez(f, **arrays)
 
 
-def _atomic_write(path: Path, write) -> None:
+def atomic_write(path: Path, write) -> None:
     """``write(file)`` into a temporary file beside ``path``, then rename it onto ``path``."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
@@ -167,7 +167,7 @@ def save_checkpoint(path, model, optimizer, *, step: int, seed: int, scheduler=N
         "evals": history.evals,
     }
     arrays["meta"] = np.asarray(json.dumps(meta))
-    _atomic_write(Path(path), lambda f: _write_npz(f, arrays))
+    atomic_write(Path(path), lambda f: _write_npz(f, arrays))
 
 
 def load_checkpoint(path, model, optimizer, *, scheduler=None, rng=None) -> tuple[dict, History]:
@@ -290,7 +290,7 @@ def plot_losses(path, history: History) -> None:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.subplots_adjust(left=0.13, right=0.97, bottom=0.15, top=0.95)
-    _atomic_write(Path(path), lambda f: fig.savefig(f, format="png"))
+    atomic_write(Path(path), lambda f: fig.savefig(f, format="png"))
 
 
 # ----------------------------------------------------------------------------- the loop
@@ -443,6 +443,6 @@ def train(model, optimizer, step_fn, batch_fn, steps: int, *, seed: int, out_dir
 def _write_logs(out_dir: Path, history: History, seed: int, draw: bool) -> None:
     record = {"seed": seed, "steps": history.step, "losses": history.losses, "evals": history.evals}
     text = json.dumps(record).encode()
-    _atomic_write(out_dir / "history.json", lambda f: f.write(text))
+    atomic_write(out_dir / "history.json", lambda f: f.write(text))
     if draw and history.losses:
         plot_losses(out_dir / "loss.png", history)

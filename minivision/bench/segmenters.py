@@ -4,16 +4,17 @@
 backward -> Adam) of each network of :mod:`minivision.segmentation` in its shipped configuration
 on a batch of Shapes scenes, against the same network written with ``torch.nn`` holding the same
 weights (:mod:`minivision.bench.torch_segmenters`), torch autograd and ``torch.optim.Adam``, with
-as many torch threads as NumPy's BLAS uses. The first step's losses must agree before timing.
+as many torch threads as NumPy's BLAS uses. Before timing, the two sides' losses on the batch
+must agree (in eval mode: each library draws its own dropout masks).
 
 ``segmenter_quality``: the side-by-side training the lesson reports. For each shipped segmenter
 ``<model>_shapes``, the torch transcription starts from the *same initial weights* (the model
 built from the manifest's seed), sees the *same batches in the same order* for the same number of
 steps with ``torch.optim.Adam`` at the same learning rate; then both are scored on the manifest's
 held-out scenes with the same code (:func:`minivision.segmentation.recipes.score_maps`). The
-minivision side is the shipped checkpoint itself: ``minivision train`` is deterministic, so
-retraining it from the manifest's command gives the same weights (``tests/segmentation`` checks
-that a resumed run is bit-identical). Long: minutes per model; run it by name.
+minivision side is the shipped checkpoint itself, which the manifest's command reproduces: a run
+is a function of its seed (``tests/test_segmenter_training.py`` checks that a resumed run is
+bit-identical to an uninterrupted one). Long: minutes per model; run it by name.
 """
 
 from __future__ import annotations
@@ -32,12 +33,6 @@ def _torch_twin(model):
     from .torch_segmenters import torch_segmenter
 
     return torch_segmenter(model).train(model.training)
-
-
-def _torch_loss(logits, maps):
-    import torch.nn.functional as F
-
-    return F.cross_entropy(logits, maps)
 
 
 def bench_segmenter_step(repeats: int) -> list[Row]:
@@ -73,7 +68,7 @@ def bench_segmenter_step(repeats: int) -> list[Row]:
 
         def step_theirs(theirs=theirs, opt=opt_theirs, config=config, ti=ti, tm=tm):
             opt.zero_grad()
-            loss = _torch_loss(theirs(ti), tm)
+            loss = torch.nn.functional.cross_entropy(theirs(ti), tm)
             loss.backward()
             opt.step()
             return loss
@@ -82,7 +77,7 @@ def bench_segmenter_step(repeats: int) -> list[Row]:
         ours.eval()
         first = float(segmentation_loss(ours(images), maps))
         with torch.no_grad():
-            first_ref = _torch_loss(theirs.eval()(ti), tm).item()
+            first_ref = torch.nn.functional.cross_entropy(theirs.eval()(ti), tm).item()
         ours.train(), theirs.train()
         if abs(first - first_ref) > 1e-4 * max(1.0, abs(first_ref)):
             raise AssertionError(f"segmenter_step {name}: losses differ, {first} vs {first_ref}")
@@ -111,7 +106,7 @@ def train_torch_twin(manifest: dict):
     for step in range(manifest["steps"]):
         images, maps = make_batch(train_set, range(step * b, step * b + b))
         opt.zero_grad()
-        _torch_loss(theirs(torch.from_numpy(images)), torch.from_numpy(maps)).backward()
+        torch.nn.functional.cross_entropy(theirs(torch.from_numpy(images)), torch.from_numpy(maps)).backward()
         opt.step()
     return theirs.eval(), time.perf_counter() - t0
 

@@ -15,8 +15,9 @@ per-class IoU and mIoU of the confusion matrix summed over the data set) and the
 of :func:`minivision.eval.semantic_boundary_iou`. :func:`score_maps` does the same for maps from anywhere (the
 benchmark scores torch's predictions with it).
 
-Host code around the device-pure networks: Shapes makes NumPy scenes, and a batch goes onto the
-model's backend in :func:`make_batch`.
+Host island (DESIGN.md §2): host code around the device-pure networks. Shapes makes NumPy
+scenes, a batch goes onto the model's backend in :func:`make_batch`, and the scores read NumPy
+maps from ``predict``.
 """
 
 from __future__ import annotations

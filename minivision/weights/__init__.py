@@ -8,6 +8,9 @@ downloads; the files ship in the package.
 * :func:`load_pretrained` -- a shipped model by name (``"unet_shapes"``), in eval mode;
 * :func:`load_model` -- a shipped name, or the folder of a ``minivision train`` run;
 * :func:`export_run` -- turn a finished run folder into a shipped pair of files.
+
+Host island (DESIGN.md §2): it reads and writes ``.npz`` files with NumPy; a loaded model's
+arrays are NumPy until ``model.to(xp)`` moves them.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from .._backend import to_numpy
+from ..training import atomic_write
 
 __all__ = ["FOLDER", "available", "load_pretrained", "load_model", "build_model", "export_run"]
 
@@ -104,7 +108,7 @@ def export_run(run_dir, name: str, *, command: str, commit: str, train_data: str
     history = json.loads((run_dir / "history.json").read_text(encoding="utf-8"))
     model = _load_state(build_model(config["model"], config), run_dir / "checkpoint.npz")
     state = {k: to_numpy(v) for k, v in model.state_dict().items()}
-    np.savez(folder / f"{name}.npz", **state)
+    atomic_write(folder / f"{name}.npz", lambda f: np.savez(f, **state))
     manifest = {
         "name": name,
         "model": config["model"],
@@ -118,5 +122,6 @@ def export_run(run_dir, name: str, *, command: str, commit: str, train_data: str
         "metrics": metrics,
         "final_loss": round(float(np.mean(history["losses"][-50:])), 5),
     }
-    (folder / f"{name}.json").write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
+    text = (json.dumps(manifest, indent=1) + "\n").encode()
+    atomic_write(folder / f"{name}.json", lambda f: f.write(text))
     return folder / f"{name}.npz"

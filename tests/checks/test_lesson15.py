@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from lesson_checks import (
     assert_cli_exit_code,
+    assert_planted_mistake_named,
     assert_solution_passes,
     assert_stubs_fail_cleanly,
     load_solution,
@@ -143,12 +144,7 @@ PLANTED = [
 
 @pytest.mark.parametrize("fn,wrong,mistake", PLANTED, ids=[f"{p[0]}-{p[2]}" for p in PLANTED])
 def test_planted_mistake_is_recognised(fn, wrong, mistake):
-    report = check_module("15", replaced(SOL, **{fn: wrong}))
-    result = report.result(fn)
-    assert result.status == "failed", report.text()
-    assert result.mistakes == [mistake], report.text()
-    assert f"looks like {mistake}" in report.text()
-    assert all(r.status == "ok" for r in report.results if r.name != fn)
+    assert_planted_mistake_named("15", SOL, fn, wrong, mistake)
 
 
 def test_the_learner_versions_without_mistakes_are_correct():
