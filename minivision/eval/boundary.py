@@ -43,6 +43,7 @@ from dataclasses import dataclass
 
 from .._backend import device, namespace_of
 from .._validate import check_number
+from ._class_args import check_class_arguments
 from ._nan import nan_divide, nanmean
 
 __all__ = [
@@ -246,14 +247,7 @@ def semantic_boundary_iou(
     for name, a in (("pred", pred), ("target", target)):
         if a.dtype == xp.bool:
             raise TypeError(f"{name} must hold integer class indices, got dtype {a.dtype}")
-    if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
-        raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
-    if ignore_index is not None and (
-        not isinstance(ignore_index, int) or 0 <= ignore_index < num_classes
-    ):
-        raise ValueError(
-            f"ignore_index must be an int outside [0, {num_classes}) or None, got {ignore_index!r}"
-        )
+    check_class_arguments(num_classes, ignore_index)
     _check_ratio(dilation_ratio)
     if pred.ndim == 2:
         pred, target = pred[None, ...], target[None, ...]

@@ -40,6 +40,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 from .._backend import device, namespace_of, scatter_add
+from ._class_args import check_class_arguments
 from ._nan import nan_divide as _divide
 from ._nan import nanmean as _nanmean
 
@@ -87,14 +88,7 @@ def confusion_matrix(pred, target, num_classes: int, ignore_index=None, *, per_i
         raise ValueError(
             f"pred and target must have one shape, got {tuple(pred.shape)} and {tuple(target.shape)}"
         )
-    if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
-        raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
-    if ignore_index is not None and (
-        not isinstance(ignore_index, int) or 0 <= ignore_index < num_classes
-    ):
-        raise ValueError(
-            f"ignore_index must be an int outside [0, {num_classes}) or None, got {ignore_index!r}"
-        )
+    check_class_arguments(num_classes, ignore_index)
     if per_image and pred.ndim < 1:
         raise ValueError("per_image needs arrays with an image axis first, got 0-d arrays")
     c = num_classes
